@@ -1,0 +1,27 @@
+/* The API server source: list+watch of Services, EndpointSlices and our
+ * Node through libcurl's multi socket interface on the daemon's loop.
+ * Feeds the store; never touches the kernel. */
+#ifndef KP_KUBEAPI_SOURCE_H
+#define KP_KUBEAPI_SOURCE_H
+
+struct loop;
+struct store;
+struct config;
+struct kube_source;
+
+struct kube_source_cbs {
+	void (*changed)(void *arg);  /* the store changed */
+	void (*ready)(void *arg);    /* Services and EndpointSlices both listed once */
+	void *arg;
+};
+
+/* Resolves the connection (--kubeconfig, else in-cluster, --master overriding
+ * the server URL) and starts listing. NULL with *err when the configuration
+ * is unusable (unreadable kubeconfig, unknown context, bad base64, ...). */
+struct kube_source *kube_source_open(struct loop *l, struct store *st, const struct config *cfg,
+				     const struct kube_source_cbs *cbs, char **err);
+/* The server URL for the start-up log line (no credentials). */
+const char *kube_source_server(const struct kube_source *ks);
+void kube_source_close(struct kube_source *ks);
+
+#endif
