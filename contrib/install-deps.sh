@@ -9,7 +9,8 @@ libnl-3-dev libnl-genl-3-dev libnl-route-3-dev
 libcurl4-openssl-dev libjansson-dev libyaml-dev libcmocka-dev
 libnetfilter-conntrack-dev
 iptables ipset iproute2 conntrack curl socat procps kmod
-python3 openssl valgrind groff-base man-db logrotate"
+python3 openssl valgrind groff-base man-db logrotate
+qemu-system-x86 busybox-static ipvsadm cpio"
 
 missing=""
 for p in $PKGS; do
