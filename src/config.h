@@ -87,6 +87,17 @@ struct config {
 	char *log_file;              /* --log-file (ours), default /var/log/kube-proxy.log */
 	char *state_dir;             /* --state-dir (ours), default /var/lib/kube-proxy */
 	unsigned config_sync_period_ms; /* --config-sync-period, default 15m (relist period) */
+
+	/* upstream settings kept for a faithful --write-config-to / round trip;
+	 * accepted and validated, with little or no effect here */
+	char *kube_api_content_type;  /* clientConnection.contentType, default protobuf */
+	char *kube_api_accept_content_types; /* clientConnection.acceptContentTypes */
+	double kube_api_qps;          /* clientConnection.qps / --kube-api-qps, default 5 */
+	int kube_api_burst;           /* clientConnection.burst / --kube-api-burst, default 10 */
+	bool bind_address_hard_fail;  /* bindAddressHardFail / --bind-address-hard-fail */
+	bool enable_profiling;        /* enableProfiling / --profiling (no pprof here) */
+	char *show_hidden_metrics_for_version; /* showHiddenMetricsForVersion */
+	bool conntrack_tcp_be_liberal; /* conntrack.tcpBeLiberal / --conntrack-tcp-be-liberal */
 };
 
 /* Outcome of config_parse. */
