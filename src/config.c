@@ -1570,7 +1570,7 @@ static void print_help(FILE *f)
 
 		snprintf(left, sizeof(left), "%s--%s%s%s", o->id == OPT_V ? "-v, " : o->id == OPT_HELP ? "-h, " : "    ",
 			 o->name, o->arg ? " " : "", o->arg ? o->arg : "");
-		fprintf(f, "  %-46s %s", left, o->help);
+		fprintf(f, "  %-50s %s", left, o->help);
 		if (o->def)
 			fprintf(f, " (default %s)", o->def);
 		fputc('\n', f);

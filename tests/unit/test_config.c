@@ -402,6 +402,16 @@ static void test_good_json_and_defaulting(void **state)
 	assert_string_equal(cfg.healthz_bind_address, "0.0.0.0:10256");
 	config_free(&cfg);
 
+	/* the shipped sample must stay valid and show the defaults */
+	config_defaults(&cfg);
+	if (config_load_file(&cfg, TEST_DATA_DIR "/../../contrib/kube-proxy-config.yaml", &err) < 0)
+		fail_msg("contrib/kube-proxy-config.yaml: %s", err);
+	assert_string_equal(cfg.proxy_mode, "iptables");
+	assert_string_equal(cfg.cluster_cidr_str, "10.244.0.0/16");
+	assert_int_equal(cfg.conntrack_tcp_established_s, 86400);
+	assert_int_equal(cfg.min_sync_period_ms, 1000);
+	config_free(&cfg);
+
 	config_defaults(&cfg);
 	assert_int_equal(config_load_file(&cfg, DATA("ipv6-bind.yaml"), &err), 0);
 	assert_string_equal(cfg.healthz_bind_address, "[::]:10256");
