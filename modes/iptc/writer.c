@@ -1,0 +1,745 @@
+/* Applies a struct table_want through libiptc (legacy x_tables), for
+ * IPv4 (libip4tc) and IPv6 (libip6tc) through one small ops table.
+ *
+ * One apply = lock, iptc_init, compare/create/flush/fill/delete, one
+ * iptc_commit, unlock. libiptc keeps its chains in a sorted list with a
+ * coarse index; every call that takes a chain name searches it, so we
+ * look names up as rarely as we can: the existing chains are walked once
+ * and matched against the want's hash index, new chains are created in
+ * name order, and unchanged chains are detected by comparing encoded
+ * entries instead of being rewritten. */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <libiptc/libiptc.h>
+#include <libiptc/libip6tc.h>
+
+#include "encode.h"
+#include "writer.h"
+
+#define MAX_TRIES 5
+#define LOCK_WAIT_MS 5000
+#define DEFAULT_LOCK_PATH "/run/xtables.lock"
+
+/* ---- family ops ------------------------------------------------------------ */
+
+struct fam_ops {
+	const struct xtc_ops *x;     /* init, free, commit, chains, strerror ... */
+	const void *(*first_rule)(const char *chain, struct xtc_handle *h);
+	const void *(*next_rule)(const void *prev, struct xtc_handle *h);
+	const char *(*get_target)(const void *e, struct xtc_handle *h);
+	int (*append)(const char *chain, const void *e, struct xtc_handle *h);
+	int (*insert)(const char *chain, const void *e, unsigned num, struct xtc_handle *h);
+	int (*delete_num)(const char *chain, unsigned num, struct xtc_handle *h);
+	int (*delete_chain)(const char *chain, struct xtc_handle *h);
+	int (*references)(unsigned *ref, const char *chain, struct xtc_handle *h);
+	const char *name;            /* for messages: "iptables" / "ip6tables" */
+};
+
+static const void *v4_first_rule(const char *chain, struct xtc_handle *h)
+{
+	return iptc_first_rule(chain, h);
+}
+
+static const void *v4_next_rule(const void *prev, struct xtc_handle *h)
+{
+	return iptc_next_rule(prev, h);
+}
+
+static const char *v4_get_target(const void *e, struct xtc_handle *h)
+{
+	return iptc_get_target(e, h);
+}
+
+static int v4_append(const char *chain, const void *e, struct xtc_handle *h)
+{
+	return iptc_append_entry(chain, e, h);
+}
+
+static int v4_insert(const char *chain, const void *e, unsigned num, struct xtc_handle *h)
+{
+	return iptc_insert_entry(chain, e, num, h);
+}
+
+static int v4_delete_num(const char *chain, unsigned num, struct xtc_handle *h)
+{
+	return iptc_delete_num_entry(chain, num, h);
+}
+
+static int v4_delete_chain(const char *chain, struct xtc_handle *h)
+{
+	return iptc_delete_chain(chain, h);
+}
+
+static int v4_references(unsigned *ref, const char *chain, struct xtc_handle *h)
+{
+	return iptc_get_references(ref, chain, h);
+}
+
+static const void *v6_first_rule(const char *chain, struct xtc_handle *h)
+{
+	return ip6tc_first_rule(chain, h);
+}
+
+static const void *v6_next_rule(const void *prev, struct xtc_handle *h)
+{
+	return ip6tc_next_rule(prev, h);
+}
+
+static const char *v6_get_target(const void *e, struct xtc_handle *h)
+{
+	return ip6tc_get_target(e, h);
+}
+
+static int v6_append(const char *chain, const void *e, struct xtc_handle *h)
+{
+	return ip6tc_append_entry(chain, e, h);
+}
+
+static int v6_insert(const char *chain, const void *e, unsigned num, struct xtc_handle *h)
+{
+	return ip6tc_insert_entry(chain, e, num, h);
+}
+
+static int v6_delete_num(const char *chain, unsigned num, struct xtc_handle *h)
+{
+	return ip6tc_delete_num_entry(chain, num, h);
+}
+
+static int v6_delete_chain(const char *chain, struct xtc_handle *h)
+{
+	return ip6tc_delete_chain(chain, h);
+}
+
+static int v6_references(unsigned *ref, const char *chain, struct xtc_handle *h)
+{
+	return ip6tc_get_references(ref, chain, h);
+}
+
+static const struct fam_ops v4_ops = {
+	.x = &iptc_ops,
+	.first_rule = v4_first_rule,
+	.next_rule = v4_next_rule,
+	.get_target = v4_get_target,
+	.append = v4_append,
+	.insert = v4_insert,
+	.delete_num = v4_delete_num,
+	.delete_chain = v4_delete_chain,
+	.references = v4_references,
+	.name = "iptables",
+};
+
+static const struct fam_ops v6_ops = {
+	.x = &ip6tc_ops,
+	.first_rule = v6_first_rule,
+	.next_rule = v6_next_rule,
+	.get_target = v6_get_target,
+	.append = v6_append,
+	.insert = v6_insert,
+	.delete_num = v6_delete_num,
+	.delete_chain = v6_delete_chain,
+	.references = v6_references,
+	.name = "ip6tables",
+};
+
+static const struct fam_ops *fam_ops(uint8_t family)
+{
+	return family == AF_INET6 ? &v6_ops : family == AF_INET ? &v4_ops : NULL;
+}
+
+/* ---- the xtables lock -------------------------------------------------------- */
+
+/* Takes the lock iptables-legacy takes (flock on /run/xtables.lock, or
+ * $XTABLES_LOCKFILE), waiting up to 5 s. Returns the fd or -errno. */
+static int xt_lock(char **err)
+{
+	const char *path = getenv("XTABLES_LOCKFILE");
+	unsigned long long deadline = now_ms() + LOCK_WAIT_MS;
+	int fd;
+
+	if (!path || !*path)
+		path = DEFAULT_LOCK_PATH;
+	fd = open(path, O_CREAT | O_RDWR | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		int e = errno;
+
+		*err = xasprintf("cannot open xtables lock %s: %s", path, strerror(e));
+		return -e;
+	}
+	for (;;) {
+		if (flock(fd, LOCK_EX | LOCK_NB) == 0)
+			return fd;
+		if (errno != EWOULDBLOCK && errno != EINTR) {
+			int e = errno;
+
+			*err = xasprintf("cannot lock %s: %s", path, strerror(e));
+			close(fd);
+			return -e;
+		}
+		if (now_ms() >= deadline) {
+			*err = xasprintf("another app is holding the xtables lock %s (waited %d ms)",
+					 path, LOCK_WAIT_MS);
+			close(fd);
+			return -EBUSY;
+		}
+		nanosleep(&(struct timespec){ .tv_nsec = 20 * 1000 * 1000 }, NULL);
+	}
+}
+
+static void xt_unlock(int fd)
+{
+	if (fd >= 0)
+		close(fd);        /* releases the flock */
+}
+
+/* ---- helpers ----------------------------------------------------------------- */
+
+static bool has_prefix(const char *name, const char *const *prefixes)
+{
+	if (!prefixes)
+		return false;
+	for (; *prefixes; prefixes++)
+		if (str_has_prefix(name, *prefixes))
+			return true;
+	return false;
+}
+
+static bool is_ours(const char *name)
+{
+	return str_has_prefix(name, "KUBE-");
+}
+
+struct name_list {
+	xt_chainlabel *names;
+	size_t n, cap;
+};
+
+static void names_add(struct name_list *l, const char *name)
+{
+	if (l->n == l->cap) {
+		l->cap = l->cap ? l->cap * 2 : 16;
+		l->names = xrealloc(l->names, l->cap * sizeof(*l->names));
+	}
+	snprintf(l->names[l->n++], sizeof(xt_chainlabel), "%s", name);
+}
+
+static bool names_has(const struct name_list *l, const char *name)
+{
+	for (size_t i = 0; i < l->n; i++)
+		if (strcmp(l->names[i], name) == 0)
+			return true;
+	return false;
+}
+
+/* Sorted-array membership for the (possibly large) stale list. */
+static int cmp_label(const void *a, const void *b)
+{
+	return strcmp(a, b);
+}
+
+static bool names_sorted_has(const struct name_list *l, const char *name)
+{
+	return l->n && bsearch(name, l->names, l->n, sizeof(*l->names), cmp_label) != NULL;
+}
+
+static int fail(const struct fam_ops *ops, const char *table, const char *what, const char *chain,
+		char **err)
+{
+	int e = errno ? errno : EINVAL;
+
+	if (chain)
+		*err = xasprintf("%s -t %s: %s %s: %s", ops->name, table, what, chain,
+				 ops->x->strerror(e));
+	else
+		*err = xasprintf("%s -t %s: %s: %s", ops->name, table, what, ops->x->strerror(e));
+	return -e;
+}
+
+/* ---- apply ------------------------------------------------------------------- */
+
+enum { ST_EXISTS = 1, ST_FILL = 2 };
+
+struct apply_ctx {
+	const struct table_want *t;
+	const char *const *stale_prefixes;
+	const struct fam_ops *ops;
+	struct xtc_handle *h;
+	struct rule_encoder enc;
+	uint8_t *state;              /* per want chain: ST_* */
+	size_t *order;               /* want chains sorted by name */
+	struct name_list stale;      /* our chains to delete (sorted) */
+	struct apply_stats st;
+};
+
+/* Does the chain's current content equal c's rules? */
+static int chain_equal(struct apply_ctx *a, const struct chain *c, bool *equal, char **err)
+{
+	const void *e = a->ops->first_rule(c->name, a->h);
+	size_t i = 0;
+	int ret;
+
+	*equal = false;
+	for (; e; e = a->ops->next_rule(e, a->h), i++) {
+		const void *mine;
+		size_t len;
+
+		if (i >= c->n_rules)
+			return 0;
+		ret = rule_encode(&a->enc, &c->rules[i], &mine, &len, err);
+		if (ret < 0)
+			return ret;
+		if (!rule_entry_equal(a->t->family, mine, e, a->ops->get_target(e, a->h)))
+			return 0;
+	}
+	*equal = i == c->n_rules;
+	return 0;
+}
+
+static int encode_err(int ret, const char *chain, size_t rule, char **err)
+{
+	char *inner = *err;
+
+	*err = xasprintf("chain %s rule %zu: %s", chain, rule + 1, inner ? inner : "encoding failed");
+	free(inner);
+	return ret;
+}
+
+static int fill_chain(struct apply_ctx *a, const struct chain *c, char **err)
+{
+	for (size_t i = 0; i < c->n_rules; i++) {
+		const void *e;
+		size_t len;
+		int ret = rule_encode(&a->enc, &c->rules[i], &e, &len, err);
+
+		if (ret < 0)
+			return encode_err(ret, c->name, i, err);
+		if (!a->ops->append(c->name, e, a->h)) {
+			char *msg = xasprintf("append rule %zu to", i + 1);
+
+			ret = fail(a->ops, a->t->table, msg, c->name, err);
+			free(msg);
+			return ret;
+		}
+	}
+	return 0;
+}
+
+static const struct chain *want_builtin(const struct table_want *t, const char *name)
+{
+	for (size_t i = 0; i < t->n_builtin; i++)
+		if (strcmp(t->builtin_jumps[i].name, name) == 0)
+			return &t->builtin_jumps[i];
+	return NULL;
+}
+
+/* Should an existing rule of a built-in chain (target tgt) go? */
+static bool builtin_rule_goes(const struct apply_ctx *a, const struct chain *want, const char *tgt)
+{
+	if (!tgt || !is_ours(tgt))
+		return false;
+	if (names_sorted_has(&a->stale, tgt))
+		return true;
+	if (!want)
+		return false;
+	for (size_t i = 0; i < want->n_rules; i++)
+		if (want->rules[i].target == RT_JUMP && strcmp(want->rules[i].chain, tgt) == 0)
+			return true;
+	return false;
+}
+
+/* Does existing entry e (target tgt) equal wanted rule r? */
+static int builtin_rule_equal(struct apply_ctx *a, const struct rule *r, const void *e, const char *tgt,
+			      const char *chain, size_t num, bool *equal, char **err)
+{
+	const void *mine;
+	size_t len;
+	int ret = rule_encode(&a->enc, r, &mine, &len, err);
+
+	if (ret < 0)
+		return encode_err(ret, chain, num, err);
+	*equal = rule_entry_equal(a->t->family, mine, e, tgt);
+	return 0;
+}
+
+/* Puts the wanted jumps at the top of one built-in chain, removing older
+ * or duplicate jumps into the same chains and jumps into stale chains.
+ * Foreign rules stay, below ours. */
+static int sync_builtin(struct apply_ctx *a, const char *name, char **err)
+{
+	const struct chain *want = want_builtin(a->t, name);
+	size_t top = want ? want->n_rules : 0;
+	unsigned *gone = NULL;
+	size_t n_gone = 0, cap_gone = 0, pos = 0;
+	bool top_ok = true, eq;
+	const void *e;
+	int ret = 0;
+
+	/* Pass 1: are our jumps already the first rules, in order? */
+	for (e = a->ops->first_rule(name, a->h); e && pos < top && top_ok;
+	     e = a->ops->next_rule(e, a->h), pos++) {
+		ret = builtin_rule_equal(a, &want->rules[pos], e, a->ops->get_target(e, a->h), name,
+					 pos, &eq, err);
+		if (ret < 0)
+			goto out;
+		top_ok = eq;
+	}
+	if (pos < top)
+		top_ok = false;
+	/* Pass 2: which rules go. With a good top, only later jumps into
+	 * our wanted or stale chains; otherwise every copy of ours. */
+	pos = 0;
+	for (e = a->ops->first_rule(name, a->h); e; e = a->ops->next_rule(e, a->h), pos++) {
+		const char *tgt = a->ops->get_target(e, a->h);
+		bool goes;
+
+		if (top_ok && pos < top)
+			continue;
+		goes = builtin_rule_goes(a, want, tgt);
+		for (size_t i = 0; !goes && !top_ok && i < top; i++) {
+			ret = builtin_rule_equal(a, &want->rules[i], e, tgt, name, i, &goes, err);
+			if (ret < 0)
+				goto out;
+		}
+		if (!goes)
+			continue;
+		if (n_gone == cap_gone) {
+			cap_gone = cap_gone ? cap_gone * 2 : 8;
+			gone = xrealloc(gone, cap_gone * sizeof(*gone));
+		}
+		gone[n_gone++] = (unsigned)pos;
+	}
+	/* Delete from the bottom so the numbers stay valid. */
+	while (n_gone > 0) {
+		if (!a->ops->delete_num(name, gone[--n_gone], a->h)) {
+			ret = fail(a->ops, a->t->table, "delete rule in", name, err);
+			goto out;
+		}
+	}
+	for (size_t i = 0; !top_ok && i < top; i++) {
+		const void *mine;
+		size_t len;
+
+		ret = rule_encode(&a->enc, &want->rules[i], &mine, &len, err);
+		if (ret < 0) {
+			ret = encode_err(ret, name, i, err);
+			goto out;
+		}
+		if (!a->ops->insert(name, mine, (unsigned)i, a->h)) {
+			ret = fail(a->ops, a->t->table, "insert jump into", name, err);
+			goto out;
+		}
+	}
+out:
+	free(gone);
+	return ret;
+}
+
+static int cmp_chain_order(const void *pa, const void *pb, void *arg)
+{
+	const struct chain *chains = arg;
+
+	return strcmp(chains[*(const size_t *)pa].name, chains[*(const size_t *)pb].name);
+}
+
+static int apply_once(struct apply_ctx *a, char **err)
+{
+	const struct table_want *t = a->t;
+	const struct fam_ops *ops = a->ops;
+	struct name_list builtins = { 0 };
+	const char *name;
+	int ret = 0;
+
+	memset(&a->st, 0, sizeof(a->st));
+	memset(a->state, 0, t->n_chains);
+	a->stale.n = 0;
+
+	a->h = ops->x->init(t->table);
+	if (!a->h)
+		return fail(ops, t->table, "init", NULL, err);
+
+	/* One walk over the existing chains. */
+	for (name = ops->x->first_chain(a->h); name; name = ops->x->next_chain(a->h)) {
+		struct chain *c;
+
+		if (!is_ours(name)) {
+			if (ops->x->builtin(name, a->h))
+				names_add(&builtins, name);
+			continue;
+		}
+		c = table_find_chain(t, name);
+		if (c)
+			a->state[c - t->chains] |= ST_EXISTS;
+		else if (has_prefix(name, a->stale_prefixes))
+			names_add(&a->stale, name);
+	}
+	if (a->stale.n)
+		qsort(a->stale.names, a->stale.n, sizeof(*a->stale.names), cmp_label);
+
+	/* Create missing chains in name order; compare existing ones. */
+	for (size_t k = 0; k < t->n_chains; k++) {
+		size_t i = a->order[k];
+		const struct chain *c = &t->chains[i];
+
+		if (!(a->state[i] & ST_EXISTS)) {
+			if (!ops->x->create_chain(c->name, a->h)) {
+				ret = fail(ops, t->table, "create chain", c->name, err);
+				goto out;
+			}
+			a->state[i] |= ST_FILL;
+			a->st.chains_created++;
+		} else if (c->keep) {
+			a->st.chains_unchanged++;
+		} else {
+			bool same;
+
+			ret = chain_equal(a, c, &same, err);
+			if (ret < 0) {
+				ret = encode_err(ret, c->name, 0, err);
+				goto out;
+			}
+			if (same) {
+				a->st.chains_unchanged++;
+				continue;
+			}
+			if (!ops->x->flush_entries(c->name, a->h)) {
+				ret = fail(ops, t->table, "flush chain", c->name, err);
+				goto out;
+			}
+			a->state[i] |= ST_FILL;
+			a->st.chains_rewritten++;
+		}
+	}
+
+	/* Empty the stale chains so they drop their references. */
+	for (size_t i = 0; i < a->stale.n; i++) {
+		if (!ops->x->flush_entries(a->stale.names[i], a->h)) {
+			ret = fail(ops, t->table, "flush chain", a->stale.names[i], err);
+			goto out;
+		}
+	}
+
+	/* Jumps from the built-in chains. */
+	for (size_t i = 0; i < builtins.n; i++) {
+		ret = sync_builtin(a, builtins.names[i], err);
+		if (ret < 0)
+			goto out;
+	}
+	for (size_t i = 0; i < t->n_builtin; i++) {
+		if (!names_has(&builtins, t->builtin_jumps[i].name)) {
+			*err = xasprintf("%s -t %s: no built-in chain %s", ops->name, t->table,
+					 t->builtin_jumps[i].name);
+			ret = -ENOENT;
+			goto out;
+		}
+	}
+
+	/* Fill new and changed chains, in the want's order. */
+	for (size_t i = 0; i < t->n_chains; i++) {
+		if (!(a->state[i] & ST_FILL))
+			continue;
+		ret = fill_chain(a, &t->chains[i], err);
+		if (ret < 0)
+			goto out;
+	}
+	for (size_t i = 0; i < t->n_chains; i++)
+		a->st.rules_total += t->chains[i].n_rules;
+
+	for (size_t i = 0; i < a->stale.n; i++) {
+		unsigned refs = 0;
+
+		/* A chain that is not ours still jumps here: leave it empty. */
+		if (ops->references(&refs, a->stale.names[i], a->h) && refs > 0)
+			continue;
+		if (!ops->delete_chain(a->stale.names[i], a->h)) {
+			ret = fail(ops, t->table, "delete chain", a->stale.names[i], err);
+			goto out;
+		}
+		a->st.chains_deleted++;
+	}
+
+	if (!ops->x->commit(a->h)) {
+		ret = -(errno ? errno : EIO);
+		if (ret != -EAGAIN)
+			fail(ops, t->table, "commit", NULL, err);
+	}
+out:
+	free(builtins.names);
+	ops->x->free(a->h);
+	a->h = NULL;
+	return ret;
+}
+
+int iptc_apply(const struct table_want *t, const char *const *stale_prefixes,
+	       struct apply_stats *stats, char **err)
+{
+	struct apply_ctx a = {
+		.t = t,
+		.stale_prefixes = stale_prefixes,
+		.ops = fam_ops(t->family),
+	};
+	unsigned tries = 0;
+	int lock, ret;
+
+	*err = NULL;
+	if (!a.ops) {
+		*err = xasprintf("table %s: unknown address family %u", t->table, t->family);
+		return -EAFNOSUPPORT;
+	}
+	rule_encoder_init(&a.enc, t->family);
+	a.state = xmalloc(t->n_chains ? t->n_chains : 1);
+	a.order = xmalloc((t->n_chains ? t->n_chains : 1) * sizeof(*a.order));
+	for (size_t i = 0; i < t->n_chains; i++)
+		a.order[i] = i;
+	if (t->n_chains)
+		qsort_r(a.order, t->n_chains, sizeof(*a.order), cmp_chain_order, t->chains);
+
+	lock = xt_lock(err);
+	if (lock < 0) {
+		ret = lock;
+		goto out;
+	}
+	do {
+		free_and_null(err);
+		tries++;
+		ret = apply_once(&a, err);
+	} while (ret == -EAGAIN && tries < MAX_TRIES);
+	xt_unlock(lock);
+	if (ret == -EAGAIN && !*err)
+		*err = xasprintf("%s -t %s: commit: table changed by someone else %u times", a.ops->name,
+				 t->table, tries);
+	a.st.commit_attempts = tries;
+	if (stats)
+		*stats = a.st;
+out:
+	rule_encoder_fini(&a.enc);
+	free(a.state);
+	free(a.order);
+	free(a.stale.names);
+	return ret;
+}
+
+/* ---- remove / list ------------------------------------------------------------- */
+
+static bool table_missing(int e)
+{
+	return e == ENOENT || e == EINVAL || e == ENOPROTOOPT;
+}
+
+int iptc_remove_chains(const char *table, uint8_t family, const char *const *prefixes, char **err)
+{
+	const struct fam_ops *ops = fam_ops(family);
+	struct name_list builtins = { 0 }, doomed = { 0 };
+	struct xtc_handle *h = NULL;
+	unsigned tries = 0;
+	int lock, ret;
+
+	*err = NULL;
+	if (!ops) {
+		*err = xasprintf("table %s: unknown address family %u", table, family);
+		return -EAFNOSUPPORT;
+	}
+	lock = xt_lock(err);
+	if (lock < 0)
+		return lock;
+again:
+	ret = 0;
+	tries++;
+	builtins.n = doomed.n = 0;
+	h = ops->x->init(table);
+	if (!h) {
+		if (table_missing(errno))
+			goto out;
+		ret = fail(ops, table, "init", NULL, err);
+		goto out;
+	}
+	for (const char *name = ops->x->first_chain(h); name; name = ops->x->next_chain(h)) {
+		if (has_prefix(name, prefixes))
+			names_add(&doomed, name);
+		else if (ops->x->builtin(name, h))
+			names_add(&builtins, name);
+	}
+	if (doomed.n)
+		qsort(doomed.names, doomed.n, sizeof(*doomed.names), cmp_label);
+	for (size_t i = 0; i < builtins.n; i++) {
+		unsigned pos = 0, *gone = NULL;
+		size_t n_gone = 0;
+
+		for (const void *e = ops->first_rule(builtins.names[i], h); e;
+		     e = ops->next_rule(e, h), pos++) {
+			if (names_sorted_has(&doomed, ops->get_target(e, h))) {
+				gone = xrealloc(gone, (n_gone + 1) * sizeof(*gone));
+				gone[n_gone++] = pos;
+			}
+		}
+		while (n_gone > 0) {
+			if (!ops->delete_num(builtins.names[i], gone[--n_gone], h)) {
+				free(gone);
+				ret = fail(ops, table, "delete rule in", builtins.names[i], err);
+				goto out;
+			}
+		}
+		free(gone);
+	}
+	for (size_t i = 0; i < doomed.n; i++) {
+		if (!ops->x->flush_entries(doomed.names[i], h)) {
+			ret = fail(ops, table, "flush chain", doomed.names[i], err);
+			goto out;
+		}
+	}
+	for (size_t i = 0; i < doomed.n; i++) {
+		if (!ops->delete_chain(doomed.names[i], h)) {
+			ret = fail(ops, table, "delete chain", doomed.names[i], err);
+			goto out;
+		}
+	}
+	if (!ops->x->commit(h)) {
+		ret = -(errno ? errno : EIO);
+		if (ret == -EAGAIN && tries < MAX_TRIES) {
+			ops->x->free(h);
+			h = NULL;
+			goto again;
+		}
+		fail(ops, table, "commit", NULL, err);
+	}
+out:
+	if (h)
+		ops->x->free(h);
+	xt_unlock(lock);
+	free(builtins.names);
+	free(doomed.names);
+	return ret;
+}
+
+int iptc_list_chains(const char *table, uint8_t family, const char *prefix, char ***names, size_t *n)
+{
+	const struct fam_ops *ops = fam_ops(family);
+	struct xtc_handle *h;
+	size_t cap = 0;
+
+	*names = NULL;
+	*n = 0;
+	if (!ops)
+		return -EAFNOSUPPORT;
+	h = ops->x->init(table);
+	if (!h)
+		return table_missing(errno) ? 0 : -(errno ? errno : EIO);
+	for (const char *name = ops->x->first_chain(h); name; name = ops->x->next_chain(h)) {
+		if (!str_has_prefix(name, prefix))
+			continue;
+		if (*n == cap) {
+			cap = cap ? cap * 2 : 16;
+			*names = xrealloc(*names, cap * sizeof(**names));
+		}
+		(*names)[(*n)++] = xstrdup(name);
+	}
+	ops->x->free(h);
+	return 0;
+}
