@@ -1806,6 +1806,29 @@ enum config_action config_parse(struct config *cfg, int argc, char **argv, char 
 					*p = '-';
 	}
 
+	/* getopt_long accepts unambiguous prefixes (--clean for --cleanup);
+	 * pflag does not, so neither do we. */
+	for (int i = 1; i < argc; i++) {
+		const char *a = args[i], *eq;
+		size_t len, k;
+
+		if (strcmp(a, "--") == 0)
+			break;
+		if (!str_has_prefix(a, "--"))
+			continue;
+		eq = strchr(a, '=');
+		len = eq ? (size_t)(eq - a - 2) : strlen(a + 2);
+		for (k = 0; k < ARRAY_SIZE(opts); k++)
+			if (strlen(opts[k].name) == len && strncmp(opts[k].name, a + 2, len) == 0)
+				break;
+		if (k == ARRAY_SIZE(opts)) {
+			fail(err, NULL, "unknown flag: %.*s (see --help)", (int)(len + 2), a);
+			goto out;
+		}
+		if (!eq && opts[k].has_arg == required_argument)
+			i++; /* the next argument is the value, whatever it looks like */
+	}
+
 	optind = 0; /* full re-initialisation (GNU), so tests can call us repeatedly */
 	opterr = 0;
 	while ((c = getopt_long(argc, args, ":hv:", lopts, NULL)) != -1) {

@@ -12,6 +12,8 @@
 #include <sys/utsname.h>
 #include <cmocka.h>
 
+#include <config.h> /* autoconf: PACKAGE_VERSION */
+
 #include "src/config.h"
 #include "src/log.h"
 #include "src/util.h"
@@ -220,6 +222,11 @@ static void test_flag_forms(void **state)
 	assert_string_equal(cfg.proxy_mode, "iptables"); /* "" means iptables */
 	config_free(&cfg);
 
+	/* a value that looks like a flag is still the value */
+	assert_int_equal(parse_args(&cfg, &err, "--hostname-override", "--weird", NULL), CONFIG_RUN);
+	assert_string_equal(cfg.node_name, "--weird");
+	config_free(&cfg);
+
 	/* string slices: repeated flags append */
 	assert_int_equal(parse_args(&cfg, &err, "--ipvs-exclude-cidrs", "10.1.0.0/16",
 				    "--ipvs-exclude-cidrs=10.2.0.0/16,10.3.0.0/16", NULL),
@@ -239,10 +246,36 @@ static void test_flag_forms(void **state)
 	assert_string_equal(cfg.metrics_bind_address, "");
 	config_free(&cfg);
 
-	assert_int_equal(parse_args(&cfg, &err, "--help", NULL), CONFIG_EXIT_OK);
-	config_free(&cfg);
-	assert_int_equal(parse_args(&cfg, &err, "--version", NULL), CONFIG_EXIT_OK);
-	config_free(&cfg);
+	/* --help and --version print to stdout: capture it (and keep it out of
+	 * the TAP stream) */
+	{
+		char path[] = "/tmp/kp-test-help-XXXXXX";
+		int fd = mkstemp(path), saved = dup(STDOUT_FILENO);
+		char *out = NULL;
+		size_t len;
+
+		assert_true(fd >= 0 && saved >= 0);
+		fflush(stdout);
+		dup2(fd, STDOUT_FILENO);
+		assert_int_equal(parse_args(&cfg, &err, "--help", NULL), CONFIG_EXIT_OK);
+		config_free(&cfg);
+		assert_int_equal(parse_args(&cfg, &err, "-h", NULL), CONFIG_EXIT_OK);
+		config_free(&cfg);
+		assert_int_equal(parse_args(&cfg, &err, "--version", NULL), CONFIG_EXIT_OK);
+		config_free(&cfg);
+		fflush(stdout);
+		dup2(saved, STDOUT_FILENO);
+		close(saved);
+		close(fd);
+		assert_int_equal(read_file(path, &out, &len), 0);
+		unlink(path);
+		assert_non_null(strstr(out, "--iptables-masquerade-bit int32"));
+		assert_non_null(strstr(out, "(default 14)"));
+		assert_non_null(strstr(out, "--service-cluster-ip-range cidr[,cidr]"));
+		assert_non_null(strstr(out, "(default 10.0.0.0/24)"));
+		assert_non_null(strstr(out, "kube-proxy version v" PACKAGE_VERSION " (C implementation)\n"));
+		free(out);
+	}
 	assert_int_equal(parse_args(&cfg, &err, "--version=false", NULL), CONFIG_RUN);
 	config_free(&cfg);
 }
@@ -297,6 +330,8 @@ static void test_bad_flags(void **state)
 		{ { "-v", "x" }, "-v: \"x\" is not a valid log level" },
 		{ { "--v=-1" }, "-v: \"-1\" is not a valid log level" },
 		{ { "--no-such-flag" }, "unknown flag: --no-such-flag" },
+		{ { "--clean" }, "unknown flag: --clean " },             /* no prefix matching */
+		{ { "--proxy-mode=ipvs", "--ipvs-sched=rr" }, "unknown flag: --ipvs-sched " },
 		{ { "--proxy-mode" }, "flag needs an argument: --proxy-mode" },
 		{ { "stray" }, "does not take arguments, got \"stray\"" },
 		{ { "--feature-gates=Foo" }, "--feature-gates: \"Foo\": expected key=true|false" },
