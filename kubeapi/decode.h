@@ -18,6 +18,12 @@
  * metadata.namespace (NULL = "default"). 0 or -EINVAL with *err. */
 int decode_service(const json_t *obj, const char *default_ns, struct service **out, char **err);
 
+/* The IP families a Service object asks for (for ClusterIP allocation):
+ * spec.ipFamilies in order as AF_INET/AF_INET6 (n_fams 0 when absent), and
+ * spec.ipFamilyPolicy as dual = 0 (SingleStack/absent), 1 (PreferDualStack)
+ * or 2 (RequireDualStack). Meant for objects decode_service accepted. */
+void decode_service_families(const json_t *obj, int fams[2], size_t *n_fams, int *dual);
+
 /* discovery.k8s.io/v1 EndpointSlice. addressType FQDN decodes with
  * family 0 (callers ignore it). */
 int decode_endpoint_slice(const json_t *obj, const char *default_ns,

@@ -5,6 +5,7 @@
 #ifndef KP_ALLOCATOR_H
 #define KP_ALLOCATOR_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "cidr.h"
@@ -29,7 +30,11 @@ int allocator_request(struct allocator *a, const char *key, const struct addr *i
 void allocator_release(struct allocator *a, const char *key);
 /* Address held by key for family, or NULL. */
 const struct addr *allocator_lookup(const struct allocator *a, const char *key, int family);
+/* Number of addresses held (a dual-stack key counts twice). */
 size_t allocator_count(const struct allocator *a);
+/* Releases every key for which keep(key, arg) is false (Services deleted
+ * while the daemon was down). */
+void allocator_prune(struct allocator *a, bool (*keep)(const char *key, void *arg), void *arg);
 /* Writes the state file if anything changed since the last save. 0 or -errno. */
 int allocator_save(struct allocator *a);
 
