@@ -762,6 +762,14 @@ static void gen_service(struct gen *g, const struct svc_port_info *pi, bool skip
 
 /* ---- entry points -------------------------------------------------------- */
 
+bool proxier_localhost_nodeports(const struct config *cfg, const struct proxier_env *env)
+{
+	struct nodeport_addrs npa;
+
+	nodeport_addrs_init(&npa, cfg, env, AF_INET);
+	return cfg->localhost_nodeports && npa.v4_loopback;
+}
+
 bool proxier_large_cluster(const struct proxy_state *ps, uint8_t family)
 {
 	size_t total = 0;

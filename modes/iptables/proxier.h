@@ -57,6 +57,11 @@ void proxier_build(const struct config *cfg, const struct proxier_env *env,
  * one each, as upstream's monitor creates). */
 void proxier_add_canary(struct table_want *t);
 
+/* True when IPv4 NodePorts are reachable on 127.0.0.1 (upstream's
+ * effective localhostNodePorts: the flag, and --nodeport-addresses that
+ * include 127.0.0.1); the caller must then set route_localnet=1. */
+bool proxier_localhost_nodeports(const struct config *cfg, const struct proxier_env *env);
+
 /* True when generation for this family runs in upstream's "large cluster
  * mode" (over 1000 endpoints), which changes every endpoint chain; a
  * partial sync is not valid across a change of this value. */
