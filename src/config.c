@@ -673,9 +673,8 @@ static int validate(struct config *cfg, const char *path, char **err)
 	if (!*cfg->detect_local_mode)
 		set_str(&cfg->detect_local_mode, "ClusterCIDR");
 	if (strcmp(cfg->detect_local_mode, "ClusterCIDR") == 0) {
-		if (cfg->n_cluster_cidrs == 0)
-			log_warn("Detect-local-mode is ClusterCIDR but no cluster CIDR is set; traffic will not be "
-				 "classified as local (set --cluster-cidr or clusterCIDR)");
+		/* without a cluster CIDR nothing counts as local (upstream
+		 * warns at start-up; main logs "Cluster CIDR: (none ...)") */
 	} else if (strcmp(cfg->detect_local_mode, "NodeCIDR") == 0) {
 		/* the node's podCIDRs come from the Node object at run time */
 	} else if (strcmp(cfg->detect_local_mode, "BridgeInterface") == 0) {
