@@ -1018,7 +1018,8 @@ static void on_inotify(struct loop *l, int fd, uint32_t events, void *arg)
 		for (char *p = buf; p < buf + n;) {
 			const struct inotify_event *ev = (const struct inotify_event *)p;
 
-			if (ev->mask & (IN_DELETE_SELF | IN_MOVE_SELF | IN_IGNORED))
+			/* IN_IGNORED of a watch we removed ourselves is stale. */
+			if ((ev->mask & (IN_DELETE_SELF | IN_MOVE_SELF | IN_IGNORED)) && ev->wd == m->wd)
 				gone = true;
 			any = true;
 			p += sizeof(*ev) + ev->len;

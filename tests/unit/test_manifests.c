@@ -384,6 +384,30 @@ static void test_inotify(void **state)
 	assert_int_equal(loop_run(f->loop), 0);
 	assert_int_equal(f->changed, 3);
 
+	/* The directory moves away: its content keeps being served; when it is
+	 * back, it is watched again. */
+	{
+		char *away = xasprintf("%s.away", f->dir);
+
+		assert_int_equal(rename(f->dir, away), 0);
+		loop_timer_arm(guard, 300);
+		assert_int_equal(loop_run(f->loop), 0);
+		assert_logged(f, "was removed or moved; serving its last content");
+		assert_non_null(svc(f, "prod", "api"));
+		assert_int_equal(rename(away, f->dir), 0);
+		loop_timer_arm(guard, 1500);
+		assert_int_equal(loop_run(f->loop), 0);
+		assert_logged(f, "is back; watching it again");
+		assert_non_null(svc(f, "prod", "api"));
+		assert_int_equal(f->changed, 3);
+		free(away);
+	}
+	rm(f, "api.json");
+	loop_timer_arm(guard, 3000);
+	assert_int_equal(loop_run(f->loop), 0);
+	assert_int_equal(f->changed, 4);
+	assert_null(svc(f, "prod", "api"));
+
 	loop_timer_free(guard);
 	stop(f);
 	loop_free(f->loop);
