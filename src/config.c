@@ -17,7 +17,7 @@
 
 #include <jansson.h>
 
-#include <config.h> /* autoconf: PACKAGE_VERSION (build dir, via -I.) */
+/* PACKAGE_VERSION comes from kp_autoconf.h, force-included by the build. */
 #include "log.h"
 #include "util.h"
 #include "yamljson.h"

@@ -12,7 +12,7 @@
 #include <sys/utsname.h>
 #include <cmocka.h>
 
-#include <config.h> /* autoconf: PACKAGE_VERSION */
+/* PACKAGE_VERSION comes from kp_autoconf.h, force-included by the build. */
 
 #include "src/config.h"
 #include "src/log.h"
