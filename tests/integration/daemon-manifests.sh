@@ -14,6 +14,9 @@ cp "$KP_SRCDIR/contrib/examples/web.yaml" "$KP_SRCDIR/contrib/examples/shop.json
 ALLOC="$KP_TMP/state/clusterip-allocations"
 
 alloc_of() { awk -v k="$1" '$1 == k {print $2}' "$ALLOC" 2>/dev/null; }
+has_alloc() { [ -n "$(alloc_of "$1")" ]; }
+no_alloc() { [ -z "$(alloc_of "$1")" ]; }
+error_names() { grep '^E' "$KP_TMP/kube-proxy.log" | grep -q -- "$1"; }
 # answers NS IP PORT N: the distinct pod names answering N requests.
 answers() { for _ in $(seq "$4"); do kp_get "$1" "$2" "$3"; done | awk '{print $1}' | sort -u | tr '\n' ' '; }
 nat_has() { kp_node iptables-legacy -t nat -S 2>/dev/null | grep -q -- "$1"; }
@@ -55,7 +58,7 @@ subsets:
 - addresses: [{ip: 10.244.0.13}]
   ports: [{name: http, port: 8080}]
 Y
-kp_check "added manifest gets a ClusterIP" kp_wait_for 3 test -n "$(alloc_of default/api)"
+kp_check "added manifest gets a ClusterIP" kp_wait_for 3 has_alloc default/api
 api=$(alloc_of default/api)
 kp_check "added service reaches pod3" kp_wait_for 3 bash -c "ip netns exec $KP_NODE curl -s --max-time 1 http://$api:81/ | grep -q pod3"
 
@@ -66,7 +69,7 @@ kp_check "edited endpoints take effect" kp_wait_for 3 bash -c "[ \"\$(for i in 1
 # Broken: the error names the file; the last good content keeps serving.
 cp "$M/web.yaml" "$KP_TMP/web.good"
 printf 'apiVersion: v1\nkind: Service\nmetadata: {name: web\n  namespace: [oops\n' >"$M/web.yaml"
-kp_check "broken file is reported by name" kp_wait_for 3 grep -q "web.yaml" <(grep '^E' "$KP_TMP/kube-proxy.log")
+kp_check "broken file is reported by name" kp_wait_for 3 error_names web.yaml
 sleep 0.5
 kp_check "broken file: web keeps its ClusterIP" [ "$(alloc_of default/web)" = "$web" ]
 kp_check "broken file: web keeps being served" [ "$(answers "$KP_NODE" "$web" 80 3)" = "pod3 " ]
@@ -75,7 +78,7 @@ cp "$KP_TMP/web.good" "$M/web.yaml"
 
 # Removed: allocation released, rules gone, connection refused.
 rm "$M/shop.json"
-kp_check "removed service releases its ClusterIP" kp_wait_for 3 test -z "$(alloc_of default/shop)"
+kp_check "removed service releases its ClusterIP" kp_wait_for 3 no_alloc default/shop
 kp_check "removed service's rules are gone" kp_wait_for 3 bash -c "! ip netns exec $KP_NODE iptables-legacy -t nat -S | grep -q 'default/shop:http'"
 
 # SIGUSR1 reopens the log after rotation.
