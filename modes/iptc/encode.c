@@ -293,7 +293,7 @@ static int put_set(struct rule_encoder *enc, uint8_t *base, size_t *pos, const s
 	char name[IPSET_MAXNAMELEN + 1];
 	const char *sp = strchr(it->text, ' ');
 	const char *f;
-	uint16_t index;
+	uint16_t index = 0;
 	int dim = 0, ret;
 
 	if (!sp || (size_t)(sp - it->text) > IPSET_MAXNAMELEN) {

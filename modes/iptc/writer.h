@@ -13,6 +13,10 @@ struct apply_stats {
 	unsigned long chains_created, chains_rewritten, chains_deleted, chains_unchanged;
 	unsigned long rules_total;       /* rules in our chains after the commit */
 	unsigned commit_attempts;
+	/* Where the time of the last attempt went (ns): iptc_init (reading and
+	 * parsing the kernel's table), our edits on the handle (compare,
+	 * create, flush, append, delete) and iptc_commit (compile + replace). */
+	unsigned long long init_ns, edit_ns, commit_ns;
 };
 
 /* Makes the table match t:
