@@ -169,6 +169,7 @@ struct gen {
 	bool localhost_nodeports;
 	bool large;
 	uint32_t mark;
+	size_t last_nat, last_filter;   /* add_rule's cache; SIZE_MAX = none */
 
 	/* scratch, reused for every service port */
 	struct ep_view *eps;
@@ -324,16 +325,29 @@ static bool categorize(struct gen *g, const struct svc_view *sv)
 
 /* ---- rule helpers -------------------------------------------------------- */
 
-static struct rule *add_rule(struct table_want *t, const char *chain)
+/* Appends a rule to chain (created if new). Generation adds runs of rules
+ * to one chain, so the last chain used per table is remembered (by index:
+ * the chain array moves when it grows). */
+static struct rule *add_rule(struct gen *g, struct table_want *t, const char *chain)
 {
-	return chain_append(table_chain(t, chain));
+	size_t *last = t == g->nat ? &g->last_nat : &g->last_filter;
+	struct chain *c;
+
+	if (*last < t->n_chains && strcmp(t->chains[*last].name, chain) == 0) {
+		c = &t->chains[*last];
+	} else {
+		c = table_chain(t, chain);
+		*last = (size_t)(c - t->chains);
+	}
+	return chain_append(c);
 }
 
 /* "-m comment --comment C -m proto -p proto -d ip --dport port" */
-static struct rule *vip_rule(struct table_want *t, const char *chain, const char *comment,
-			     enum l4_proto proto, const struct addr *ip, uint16_t port)
+static struct rule *vip_rule(struct gen *g, struct table_want *t, const char *chain,
+			     const char *comment, enum l4_proto proto, const struct addr *ip,
+			     uint16_t port)
 {
-	struct rule *r = add_rule(t, chain);
+	struct rule *r = add_rule(g, t, chain);
 
 	rule_comment(r, comment);
 	rule_proto(r, proto);
@@ -396,16 +410,16 @@ static void fixed_chains(struct gen *g)
 	table_chain(g->nat, KUBE_POSTROUTING);
 	table_chain(g->nat, KUBE_MARK_MASQ);
 
-	r = add_rule(g->nat, KUBE_POSTROUTING);
+	r = add_rule(g, g->nat, KUBE_POSTROUTING);
 	rule_mark(r, g->mark, g->mark, true);
 	rule_target(r, RT_RETURN);
-	r = add_rule(g->nat, KUBE_POSTROUTING);
+	r = add_rule(g, g->nat, KUBE_POSTROUTING);
 	rule_mark_xor(r, g->mark);
-	r = add_rule(g->nat, KUBE_POSTROUTING);
+	r = add_rule(g, g->nat, KUBE_POSTROUTING);
 	rule_comment(r, "kubernetes service traffic requiring SNAT");
 	rule_masquerade(r, g->env->random_fully);
 
-	r = add_rule(g->nat, KUBE_MARK_MASQ);
+	r = add_rule(g, g->nat, KUBE_MARK_MASQ);
 	rule_mark_or(r, g->mark);
 }
 
@@ -417,7 +431,7 @@ static void tail_rules(struct gen *g)
 	struct rule *r;
 
 	if (g->npa.match_all) {
-		r = add_rule(g->nat, KUBE_SERVICES);
+		r = add_rule(g, g->nat, KUBE_SERVICES);
 		rule_comment(r, np_comment);
 		rule_addrtype_dst_local(r, false);
 		if (g->family == AF_INET6) {
@@ -449,7 +463,7 @@ static void tail_rules(struct gen *g)
 				pv_push(&seen, a);
 				if (is_loopback(a) && (g->family == AF_INET6 || !g->localhost_nodeports))
 					continue;
-				r = add_rule(g->nat, KUBE_SERVICES);
+				r = add_rule(g, g->nat, KUBE_SERVICES);
 				rule_comment(r, np_comment);
 				rule_dst_ip(r, a, false);
 				rule_jump(r, KUBE_NODEPORTS);
@@ -459,15 +473,15 @@ static void tail_rules(struct gen *g)
 	}
 
 	if (!g->env->tcp_be_liberal) {
-		r = add_rule(g->filter, KUBE_FORWARD);
+		r = add_rule(g, g->filter, KUBE_FORWARD);
 		rule_ctstate(r, CTSTATE_INVALID, false);
 		rule_target(r, RT_DROP);
 	}
-	r = add_rule(g->filter, KUBE_FORWARD);
+	r = add_rule(g, g->filter, KUBE_FORWARD);
 	rule_comment(r, "kubernetes forwarding rules");
 	rule_mark(r, g->mark, g->mark, false);
 	rule_target(r, RT_ACCEPT);
-	r = add_rule(g->filter, KUBE_FORWARD);
+	r = add_rule(g, g->filter, KUBE_FORWARD);
 	rule_comment(r, "kubernetes forwarding conntrack rule");
 	rule_ctstate(r, CTSTATE_RELATED | CTSTATE_ESTABLISHED, false);
 	rule_target(r, RT_ACCEPT);
@@ -494,7 +508,7 @@ static void service_to_endpoints(struct gen *g, const struct svc_view *sv, const
 			const struct ep_view *e = eps->v[i];
 
 			snprintf(comment, sizeof(comment), "%s -> %s", sv->spn, e->str);
-			r = add_rule(g->nat, chain);
+			r = add_rule(g, g->nat, chain);
 			endpoint_comment(r, g, comment);
 			rule_recent_check(r, e->chain, svc->affinity_timeout);
 			rule_jump(r, e->chain);
@@ -504,7 +518,7 @@ static void service_to_endpoints(struct gen *g, const struct svc_view *sv, const
 		const struct ep_view *e = eps->v[i];
 
 		snprintf(comment, sizeof(comment), "%s -> %s", sv->spn, e->str);
-		r = add_rule(g->nat, chain);
+		r = add_rule(g, g->nat, chain);
 		endpoint_comment(r, g, comment);
 		if (i + 1 < eps->n)
 			rule_statistic(r, 1.0 / (double)(eps->n - i));
@@ -568,10 +582,10 @@ static void gen_service(struct gen *g, const struct svc_port_info *pi, bool skip
 	/* ClusterIP */
 	if (has_int) {
 		snprintf(comment, sizeof(comment), "%s cluster IP", sv.spn);
-		r = vip_rule(g->nat, KUBE_SERVICES, comment, proto, &p->cluster_ip, p->svc_port);
+		r = vip_rule(g, g->nat, KUBE_SERVICES, comment, proto, &p->cluster_ip, p->svc_port);
 		rule_jump(r, int_chain);
 	} else {
-		r = vip_rule(g->filter, KUBE_SERVICES, int_comment, proto, &p->cluster_ip, p->svc_port);
+		r = vip_rule(g, g->filter, KUBE_SERVICES, int_comment, proto, &p->cluster_ip, p->svc_port);
 		set_filter_target(r, int_reject);
 	}
 
@@ -581,11 +595,11 @@ static void gen_service(struct gen *g, const struct svc_port_info *pi, bool skip
 
 		if (has_eps) {
 			snprintf(comment, sizeof(comment), "%s external IP", sv.spn);
-			r = vip_rule(g->nat, KUBE_SERVICES, comment, proto, ip, p->svc_port);
+			r = vip_rule(g, g->nat, KUBE_SERVICES, comment, proto, ip, p->svc_port);
 			rule_jump(r, sv.ext_chain);
 		}
 		if (!has_ext) {
-			r = vip_rule(g->filter, KUBE_EXTERNAL_SERVICES, ext_comment, proto, ip, p->svc_port);
+			r = vip_rule(g, g->filter, KUBE_EXTERNAL_SERVICES, ext_comment, proto, ip, p->svc_port);
 			set_filter_target(r, ext_reject);
 		}
 	}
@@ -596,19 +610,19 @@ static void gen_service(struct gen *g, const struct svc_port_info *pi, bool skip
 
 		if (has_eps) {
 			snprintf(comment, sizeof(comment), "%s loadbalancer IP", sv.spn);
-			r = vip_rule(g->nat, KUBE_SERVICES, comment, proto, ip, p->svc_port);
+			r = vip_rule(g, g->nat, KUBE_SERVICES, comment, proto, ip, p->svc_port);
 			rule_jump(r, lb_chain);
 		}
 		if (uses_fw) {
 			snprintf(comment, sizeof(comment), "%s traffic not accepted by %s",
 				 sv.spn, sv.fw_chain);
-			r = vip_rule(g->filter, KUBE_PROXY_FIREWALL, comment, proto, ip, p->svc_port);
+			r = vip_rule(g, g->filter, KUBE_PROXY_FIREWALL, comment, proto, ip, p->svc_port);
 			rule_target(r, RT_DROP);
 		}
 	}
 	if (!has_ext) {
 		for (size_t i = 0; i < g->lb_ips.n; i++) {
-			r = vip_rule(g->filter, KUBE_EXTERNAL_SERVICES, ext_comment, proto,
+			r = vip_rule(g, g->filter, KUBE_EXTERNAL_SERVICES, ext_comment, proto,
 				     g->lb_ips.v[i], p->svc_port);
 			set_filter_target(r, ext_reject);
 		}
@@ -617,14 +631,14 @@ static void gen_service(struct gen *g, const struct svc_port_info *pi, bool skip
 	/* NodePort */
 	if (p->node_port) {
 		if (has_eps) {
-			r = add_rule(g->nat, KUBE_NODEPORTS);
+			r = add_rule(g, g->nat, KUBE_NODEPORTS);
 			rule_comment(r, sv.spn);
 			rule_proto(r, proto);
 			rule_dport(r, p->node_port);
 			rule_jump(r, sv.ext_chain);
 		}
 		if (!has_ext) {
-			r = add_rule(g->filter, KUBE_EXTERNAL_SERVICES);
+			r = add_rule(g, g->filter, KUBE_EXTERNAL_SERVICES);
 			rule_comment(r, ext_comment);
 			rule_addrtype_dst_local(r, false);
 			rule_proto(r, proto);
@@ -636,7 +650,7 @@ static void gen_service(struct gen *g, const struct svc_port_info *pi, bool skip
 	/* health check node port */
 	if (sv.hc_node_port) {
 		snprintf(comment, sizeof(comment), "%s health check node port", sv.spn);
-		r = add_rule(g->filter, KUBE_NODEPORTS);
+		r = add_rule(g, g->filter, KUBE_NODEPORTS);
 		rule_comment(r, comment);
 		rule_proto(r, PROTO_TCP);
 		rule_dport(r, sv.hc_node_port);
@@ -663,7 +677,7 @@ static void gen_service(struct gen *g, const struct svc_port_info *pi, bool skip
 	if (has_int) {
 		if (g->cfg->masquerade_all || g->ld.kind != LD_NONE) {
 			snprintf(comment, sizeof(comment), "%s cluster IP", sv.spn);
-			r = vip_rule(g->nat, int_chain, comment, proto, &p->cluster_ip, p->svc_port);
+			r = vip_rule(g, g->nat, int_chain, comment, proto, &p->cluster_ip, p->svc_port);
 			if (!g->cfg->masquerade_all)
 				detector_match(&g->ld, r, false);
 			rule_jump(r, KUBE_MARK_MASQ);
@@ -676,33 +690,33 @@ static void gen_service(struct gen *g, const struct svc_port_info *pi, bool skip
 		if (!sv.ext_local) {
 			snprintf(comment, sizeof(comment),
 				 "masquerade traffic for %s external destinations", sv.spn);
-			r = add_rule(g->nat, sv.ext_chain);
+			r = add_rule(g, g->nat, sv.ext_chain);
 			rule_comment(r, comment);
 			rule_jump(r, KUBE_MARK_MASQ);
 		} else {
 			if (g->ld.kind != LD_NONE) {
 				snprintf(comment, sizeof(comment),
 					 "pod traffic for %s external destinations", sv.spn);
-				r = add_rule(g->nat, sv.ext_chain);
+				r = add_rule(g, g->nat, sv.ext_chain);
 				rule_comment(r, comment);
 				detector_match(&g->ld, r, true);
 				rule_jump(r, sv.svc_chain);
 			}
 			snprintf(comment, sizeof(comment),
 				 "masquerade LOCAL traffic for %s external destinations", sv.spn);
-			r = add_rule(g->nat, sv.ext_chain);
+			r = add_rule(g, g->nat, sv.ext_chain);
 			rule_comment(r, comment);
 			rule_addrtype_src_local(r, false);
 			rule_jump(r, KUBE_MARK_MASQ);
 			snprintf(comment, sizeof(comment),
 				 "route LOCAL traffic for %s external destinations", sv.spn);
-			r = add_rule(g->nat, sv.ext_chain);
+			r = add_rule(g, g->nat, sv.ext_chain);
 			rule_comment(r, comment);
 			rule_addrtype_src_local(r, false);
 			rule_jump(r, sv.svc_chain);
 		}
 		if (has_ext) {
-			r = add_rule(g->nat, sv.ext_chain);
+			r = add_rule(g, g->nat, sv.ext_chain);
 			rule_jump(r, ext_policy_chain);
 		}
 	}
@@ -716,7 +730,7 @@ static void gen_service(struct gen *g, const struct svc_port_info *pi, bool skip
 		for (size_t i = 0; i < g->ranges.n; i++) {
 			const struct cidr *c = g->ranges.v[i];
 
-			r = add_rule(g->nat, sv.fw_chain);
+			r = add_rule(g, g->nat, sv.fw_chain);
 			rule_comment(r, comment);
 			rule_src(r, c, false);
 			rule_jump(r, sv.ext_chain);
@@ -725,7 +739,7 @@ static void gen_service(struct gen *g, const struct svc_port_info *pi, bool skip
 		}
 		if (allow_node) {
 			for (size_t i = 0; i < g->lb_ips.n; i++) {
-				r = add_rule(g->nat, sv.fw_chain);
+				r = add_rule(g, g->nat, sv.fw_chain);
 				rule_comment(r, comment);
 				rule_src_ip(r, g->lb_ips.v[i], false);
 				rule_jump(r, sv.ext_chain);
@@ -733,7 +747,7 @@ static void gen_service(struct gen *g, const struct svc_port_info *pi, bool skip
 		}
 		snprintf(comment, sizeof(comment),
 			 "other traffic to %s will be dropped by KUBE-PROXY-FIREWALL", sv.spn);
-		r = add_rule(g->nat, sv.fw_chain);
+		r = add_rule(g, g->nat, sv.fw_chain);
 		rule_comment(r, comment);
 	}
 
@@ -746,12 +760,12 @@ static void gen_service(struct gen *g, const struct svc_port_info *pi, bool skip
 	for (size_t i = 0; i < g->reach.n; i++) {
 		const struct ep_view *e = g->reach.v[i];
 
-		r = add_rule(g->nat, e->chain);
+		r = add_rule(g, g->nat, e->chain);
 		endpoint_comment(r, g, sv.spn);
 		rule_src_ip(r, &e->ep->ip, false);
 		rule_jump(r, KUBE_MARK_MASQ);
 
-		r = add_rule(g->nat, e->chain);
+		r = add_rule(g, g->nat, e->chain);
 		endpoint_comment(r, g, sv.spn);
 		if (pi->svc->affinity_client_ip)
 			rule_recent_set(r, e->chain);
@@ -796,6 +810,7 @@ void proxier_build(const struct config *cfg, const struct proxier_env *env,
 	g.nat = nat;
 	g.filter = filter;
 	g.mark = 1u << (cfg->masquerade_bit & 31);
+	g.last_nat = g.last_filter = SIZE_MAX;
 	detector_init(&g.ld, cfg, ps->node, family);
 	nodeport_addrs_init(&g.npa, cfg, env, family);
 	g.localhost_nodeports = family == AF_INET && cfg->localhost_nodeports && g.npa.v4_loopback;

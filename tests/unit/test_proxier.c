@@ -20,8 +20,10 @@
 
 /* ---- fixtures ------------------------------------------------------------ */
 
+#ifndef MAX_SVCS
 #define MAX_SVCS 1100
 #define MAX_PORTS 1100
+#endif
 
 struct fx {
 	struct config cfg;
