@@ -20,6 +20,7 @@
 #include <libiptc/libiptc.h>
 
 #include "../../src/log.h"
+#include "../../src/strmap.h"
 #include "../../src/util.h"
 #include "../iptc/writer.h"
 #include "../mode.h"
@@ -38,6 +39,9 @@ struct ipt_state {
 	struct proxier_env env;
 	struct addr *addrs;       /* env.host_addrs storage */
 	size_t n_addrs, cap_addrs;
+	/* nat chain name -> rule count + 1 as last written, per family, so
+	 * that partial syncs report the rules of the chains they kept */
+	struct strmap chain_rules[2];
 };
 
 /* Every chain prefix upstream kube-proxy (all modes, old and new) and we
@@ -291,6 +295,7 @@ static int ipt_init(struct mode_ctx *ctx)
 		ret = write_sysctl(ROUTE_LOCALNET, "1\n");
 		if (ret < 0) {
 			log_error("can't set sysctl net/ipv4/conf/all/route_localnet: %s", strerror(-ret));
+			free(st->addrs);
 			free(st);
 			return ret;
 		}
@@ -300,6 +305,8 @@ static int ipt_init(struct mode_ctx *ctx)
 		log_info("nf_conntrack_tcp_be_liberal set, not installing DROP rules for INVALID packets");
 	}
 	st->env.random_fully = true;
+	strmap_init(&st->chain_rules[0]);
+	strmap_init(&st->chain_rules[1]);
 	log_v(2, "Using iptables mark for masquerade mark=0x%x", 1u << (cfg->masquerade_bit & 31));
 	ctx->priv = st;
 	return 0;
@@ -334,9 +341,7 @@ static int apply_table(const struct table_want *t, const char *const *stale,
 		free(err);
 		return ret;
 	}
-	if (strcmp(t->table, "nat") == 0)
-		stats->rules_nat += as.rules_total;
-	else if (strcmp(t->table, "filter") == 0)
+	if (strcmp(t->table, "filter") == 0)
 		stats->rules_filter += as.rules_total;
 	stats->chains_written += as.chains_created + as.chains_rewritten;
 	log_v(4, "%s %s: %lu chains created, %lu rewritten, %lu unchanged, %lu deleted, "
@@ -344,6 +349,31 @@ static int apply_table(const struct table_want *t, const char *const *stale,
 	      as.chains_created, as.chains_rewritten, as.chains_unchanged, as.chains_deleted,
 	      as.rules_total, as.commit_attempts);
 	return 0;
+}
+
+/* Rules in our nat chains after a successful apply of t: the rules of
+ * written chains plus the remembered counts of kept ones. */
+static unsigned long count_nat_rules(struct strmap *m, const struct table_want *t, bool full)
+{
+	unsigned long total = 0;
+
+	if (full) {
+		strmap_free(m);
+		strmap_init(m);
+	}
+	for (size_t i = 0; i < t->n_chains; i++) {
+		const struct chain *c = &t->chains[i];
+
+		if (c->keep) {
+			uintptr_t v = (uintptr_t)strmap_get(m, c->name);
+
+			total += v ? v - 1 : 0;
+		} else {
+			strmap_put(m, c->name, (void *)(uintptr_t)(c->n_rules + 1));
+			total += c->n_rules;
+		}
+	}
+	return total;
 }
 
 static int sync_family(struct ipt_state *st, const struct config *cfg,
@@ -368,6 +398,8 @@ static int sync_family(struct ipt_state *st, const struct config *cfg,
 	ret = apply_table(&filter, proxier_stale_prefixes, stats);
 	if (ret == 0)
 		ret = apply_table(&nat, proxier_stale_prefixes, stats);
+	if (ret == 0)
+		stats->rules_nat += count_nat_rules(&st->chain_rules[family == AF_INET6], &nat, !changed);
 	if (ret == 0 && !changed)
 		ret = apply_table(&mangle, no_prefixes, stats);
 	table_want_free(&nat);
@@ -496,6 +528,8 @@ static void ipt_fini(struct mode_ctx *ctx)
 	if (!st)
 		return;
 	free(st->addrs);
+	strmap_free(&st->chain_rules[0]);
+	strmap_free(&st->chain_rules[1]);
 	free(st);
 	ctx->priv = NULL;
 }

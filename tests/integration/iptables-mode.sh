@@ -215,7 +215,17 @@ kp_check "--dry-run IPv6 part passes ip6tables-legacy-restore --test" \
 	bash -c "sed -n '/^# .*IPv6/,\$p' $KP_TMP/dry.txt | ip netns exec $KP_NODE ip6tables-legacy-restore --test"
 kp_check "--dry-run shows the web service" grep -q '"default/web:http cluster IP" -m tcp -p tcp -d 10.0.0.10 --dport 80' "$KP_TMP/dry.txt"
 
+# Another proxy's chain on the nf_tables side is reported at start.
+NFT=false
+if command -v iptables-nft >/dev/null && kp_node iptables-nft -t nat -N KUBE-SERVICES 2>/dev/null; then
+	NFT=true
+fi
+
 kp_start_daemon "${ARGS[@]}"
+if $NFT; then
+	kp_check "warns about KUBE-SERVICES in the nf_tables backend" kp_wait_for 5 kp_log_has "exists in the nf_tables backend"
+	kp_node iptables-nft -t nat -X KUBE-SERVICES
+fi
 kp_check "daemon syncs" kp_wait_for 10 bash -c "ip netns exec $KP_NODE iptables-legacy -t nat -S KUBE-SERVICES | grep -q default/web"
 
 SVC_WEB="KUBE-SVC-$(hash16 default/web:httptcp)"
