@@ -141,6 +141,22 @@ int http_listen(const struct sockaddr *sa, socklen_t len)
 {
 	int one = 1, zero = 0, fd, err;
 
+	/* Like Go's net.Listen, the IPv4 wildcard means both families when the
+	 * host has IPv6: one dual-stack socket on [::]. */
+	if (sa->sa_family == AF_INET &&
+	    ((const struct sockaddr_in *)sa)->sin_addr.s_addr == htonl(INADDR_ANY)) {
+		struct sockaddr_in6 any6 = {
+			.sin6_family = AF_INET6,
+			.sin6_port = ((const struct sockaddr_in *)sa)->sin_port,
+			.sin6_addr = IN6ADDR_ANY_INIT,
+		};
+
+		fd = http_listen((const struct sockaddr *)&any6, sizeof(any6));
+		if (fd >= 0 || fd == -EADDRINUSE)
+			return fd;
+		/* No IPv6 here: plain IPv4. */
+	}
+
 	fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;

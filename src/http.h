@@ -49,8 +49,9 @@ struct http_limits {
 int http_parse_bind(const char *flag, const char *s, uint16_t default_port,
 		    struct sockaddr_storage *ss, socklen_t *len, char **err);
 
-/* Opens a non-blocking listening TCP socket. A wildcard IPv6 address also
- * accepts IPv4. Returns the fd or -errno. */
+/* Opens a non-blocking listening TCP socket. Either wildcard address
+ * (0.0.0.0 or ::) listens on both families when the host has IPv6, as Go's
+ * net.Listen does. Returns the fd or -errno. */
 int http_listen(const struct sockaddr *sa, socklen_t len);
 
 /* Serves on listen_fd (owned by the server from now on; -1 = none, for

@@ -476,6 +476,44 @@ static void test_listener_max_conns(void **state)
 	teardown((void **)&f);
 }
 
+static void test_listen_wildcard_dual_stack(void **state)
+{
+	struct sockaddr_in any = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_ANY) };
+	struct sockaddr_storage ss;
+	struct sockaddr_in lo = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t len = sizeof(ss);
+	int fd = http_listen((struct sockaddr *)&any, sizeof(any)), c, s;
+	uint16_t port;
+
+	assert_true(fd >= 0);
+	assert_int_equal(getsockname(fd, (struct sockaddr *)&ss, &len), 0);
+	if (ss.ss_family == AF_INET6) {
+		struct sockaddr_in6 six = { .sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT };
+
+		port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+		/* IPv6 loopback, if configured here, is accepted too. */
+		six.sin6_port = htons(port);
+		c = socket(AF_INET6, SOCK_STREAM, 0);
+		if (connect(c, (struct sockaddr *)&six, sizeof(six)) == 0) {
+			s = accept(fd, NULL, NULL);
+			assert_true(s >= 0);
+			close(s);
+		}
+		close(c);
+	} else {
+		port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+	}
+	/* IPv4 always works. */
+	lo.sin_port = htons(port);
+	c = socket(AF_INET, SOCK_STREAM, 0);
+	assert_int_equal(connect(c, (struct sockaddr *)&lo, sizeof(lo)), 0);
+	s = accept(fd, NULL, NULL);
+	assert_true(s >= 0);
+	close(s);
+	close(c);
+	close(fd);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -490,6 +528,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_slow_reader, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_max_conns_adopt, setup, teardown),
 		cmocka_unit_test(test_listener_max_conns),
+		cmocka_unit_test(test_listen_wildcard_dual_stack),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
