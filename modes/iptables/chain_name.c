@@ -1,6 +1,4 @@
 /* Chain-name hashing as upstream kube-proxy does it (see chain_name.h). */
-#include "config.h"
-
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>

@@ -1,8 +1,6 @@
 /* The iptables proxy mode: upstream kube-proxy's NAT rule set (proxier.c)
  * written through libiptc (modes/iptc/writer.c), one commit per table,
  * IPv4 and IPv6. */
-#include "config.h"
-
 #include <errno.h>
 #include <fcntl.h>
 #include <ifaddrs.h>

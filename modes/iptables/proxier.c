@@ -1,8 +1,6 @@
 /* Rule generation for the iptables proxier: one family's nat and filter
  * tables from a struct proxy_state, following upstream kube-proxy's
  * syncProxyRules (pkg/proxy/iptables/proxier.go) rule for rule. */
-#include "config.h"
-
 #include <net/if.h>
 #include <stdio.h>
 #include <stdlib.h>

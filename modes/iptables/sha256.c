@@ -1,6 +1,4 @@
 /* SHA-256 as specified in FIPS 180-4, written for this project. */
-#include "config.h"
-
 #include <string.h>
 
 #include "sha256.h"
