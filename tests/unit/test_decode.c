@@ -575,6 +575,26 @@ static void test_hostile_generated(void **state)
 	endpoint_slice_free(es);
 	json_decref(o);
 
+	/* 2^63 and -2^63-1 do not fit an integer: from YAML they arrive as
+	 * strings (JSON parsers refuse them outright). */
+	{
+		static const char y[] = "metadata: {name: web}\nspec:\n  ports:\n  - port: 9223372036854775808\n"
+					"---\nmetadata: {name: web}\nspec:\n  ports:\n  - port: -9223372036854775809\n"
+					"---\nmetadata: {name: web}\nspec:\n  ports:\n  - port: 1e400\n";
+		json_t *docs = yaml_to_json(y, sizeof(y) - 1, &err);
+
+		assert_non_null(docs);
+		assert_int_equal(json_array_size(docs), 3);
+		for (size_t i = 0; i < 3; i++) {
+			assert_int_equal(decode_service(json_array_get(docs, i), NULL, &s, &err), -EINVAL);
+			if (!strstr(err, "spec.ports[0].port: must be an integer, not a"))
+				fail_msg("doc %zu: %s", i, err);
+			free(err);
+		}
+		json_decref(docs);
+		assert_null(json_loads("{\"port\": 9223372036854775808}", 0, NULL));
+	}
+
 	/* NULL and non-object roots. */
 	assert_int_equal(decode_service(NULL, NULL, &s, &err), -EINVAL);
 	free(err);
@@ -583,6 +603,96 @@ static void test_hostile_generated(void **state)
 	assert_non_null(strstr(err, "not a JSON object but a string"));
 	free(err);
 	json_decref(o);
+}
+
+/* Type-swap fuzzing: every value anywhere in the good objects is replaced,
+ * one at a time, by junk of every JSON type. Each decode must either
+ * succeed or fail with a message naming the object; never crash (ASan and
+ * valgrind watch the rest). */
+static size_t n_swaps;
+
+static void decode_any(enum which w, json_t *root)
+{
+	char *err = NULL;
+	int r = run_decoder(w, root, &err);
+
+	if (r < 0) {
+		assert_non_null(err);
+		assert_true(strlen(err) < 1024);
+	} else {
+		assert_null(err);
+	}
+	free(err);
+	n_swaps++;
+}
+
+static void swap_walk(enum which w, json_t *root, json_t *node)
+{
+	json_t *junk[] = {
+		json_null(), json_integer(0), json_integer(-1), json_integer(INT64_MAX), json_real(1e300),
+		json_string(""), json_string("x\x01y"), json_array(), json_object(), json_true(),
+		json_pack("[s,i,{}]", "10.0.0.1", 7),
+	};
+	const char *key;
+	json_t *val;
+
+	if (json_is_object(node)) {
+		/* Keys first: deleting and re-adding a key moves it to the end,
+		 * so iterating the live object would never finish. */
+		size_t n = json_object_size(node), i = 0;
+		char **keys = xcalloc(n ? n : 1, sizeof(*keys));
+
+		json_object_foreach(node, key, val)
+			keys[i++] = xstrdup(key);
+		for (i = 0; i < n; i++) {
+			val = json_incref(json_object_get(node, keys[i]));
+			for (size_t j = 0; j < sizeof(junk) / sizeof(junk[0]); j++) {
+				json_object_set(node, keys[i], junk[j]);
+				decode_any(w, root);
+			}
+			json_object_del(node, keys[i]);
+			decode_any(w, root);
+			json_object_set(node, keys[i], val);
+			swap_walk(w, root, val);
+			json_decref(val);
+			free(keys[i]);
+		}
+		free(keys);
+	} else if (json_is_array(node)) {
+		for (size_t i = 0; i < json_array_size(node); i++) {
+			val = json_incref(json_array_get(node, i));
+			for (size_t j = 0; j < sizeof(junk) / sizeof(junk[0]); j++) {
+				json_array_set(node, i, junk[j]);
+				decode_any(w, root);
+			}
+			json_array_set(node, i, val);
+			swap_walk(w, root, val);
+			json_decref(val);
+		}
+	}
+	for (size_t j = 0; j < sizeof(junk) / sizeof(junk[0]); j++)
+		json_decref(junk[j]);
+}
+
+static void test_type_swap_fuzz(void **state)
+{
+	static const struct { enum which w; const char *file; } objs[] = {
+		{ SVC, "service-full.json" },
+		{ SVC, "service-nodeport-kubectl.json" },
+		{ SLICE, "endpointslice-full.yaml" },
+		{ EPS, "endpoints-v1.json" },
+		{ NODE, "node.json" },
+	};
+
+	n_swaps = 0;
+	for (size_t i = 0; i < sizeof(objs) / sizeof(objs[0]); i++) {
+		json_t *o = load_obj(objs[i].file);
+
+		swap_walk(objs[i].w, o, o);
+		json_decref(o);
+	}
+	assert_true(n_swaps > 1000);
+	log_reset();
 }
 
 static void test_object_ref(void **state)
@@ -634,6 +744,7 @@ int main(void)
 		cmocka_unit_test(test_node),
 		cmocka_unit_test(test_hostile_table),
 		cmocka_unit_test(test_hostile_generated),
+		cmocka_unit_test(test_type_swap_fuzz),
 		cmocka_unit_test(test_object_ref),
 	};
 
