@@ -2,14 +2,15 @@
  * of the very same rules. Run it through bench/iptc-bench.sh, which makes a
  * throwaway network namespace: it empties the nat table's KUBE-* chains.
  *
- *   iptc_bench [-6] [-e ENDPOINTS] [-r REPEAT] SERVICES...
+ *   iptc_bench [-6] [-n] [-e ENDPOINTS] [-r REPEAT] SERVICES...
  *
  * For each size: N services, each a KUBE-SERVICES entry, a KUBE-SVC chain
  * (masquerade rule + one statistic jump per endpoint) and per endpoint a
  * KUBE-SEP chain (masquerade + DNAT), like upstream's ClusterIP services.
  * Times: full apply on an empty table, a no-change apply, a one-chain
- * change; and iptables-legacy-restore --noflush of the rendered text on an
- * empty table and on the full table. */
+ * change, half of the services removed (mass chain deletion), removing
+ * every chain (--cleanup); and iptables-legacy-restore --noflush of the rendered text on an
+ * empty table and on the full table (-n: skip those, e.g. under perf). */
 #include "config.h"
 
 #include <errno.h>
@@ -234,15 +235,15 @@ static int apply(const struct table_want *t, const char *what, struct apply_stat
 	return 0;
 }
 
-static int bench_one(uint8_t af, unsigned services, unsigned eps)
+static int bench_one(uint8_t af, unsigned services, unsigned eps, bool no_restore)
 {
 	const char *restore = af == AF_INET6 ? "ip6tables-legacy-restore" : "iptables-legacy-restore";
 	char path[] = "/tmp/iptc-bench.XXXXXX";
-	struct table_want t, t1;
+	struct table_want t, t1, half = { 0 };
 	struct apply_stats st;
 	struct strbuf sb;
-	struct timing full, nochange, onechange, r_empty, r_full;
-	double build_s, render_s;
+	struct timing full, nochange, onechange, halved, r_empty, r_full;
+	double build_s, render_s, c0;
 	unsigned long long t0;
 	size_t rules = 0;
 	int fd, ret = -1;
@@ -277,8 +278,19 @@ static int bench_one(uint8_t af, unsigned services, unsigned eps)
 		fprintf(stderr, "one-chain apply rewrote %lu chains\n", st.chains_rewritten);
 		goto out;
 	}
+	build(&half, af, services / 2, eps, 0);
+	if (apply(&half, "apply (half removed)", &st, &halved) < 0)
+		goto out;
+	table_want_free(&half);
+	c0 = cpu_now();
+	t0 = now_ns();
 	if (clear(af) < 0)
 		goto out;
+	printf("  %-22s %7.3f s wall %7.3f s cpu\n", "remove all chains", secs(now_ns() - t0), cpu_now() - c0);
+	if (no_restore) {
+		ret = 0;
+		goto out;
+	}
 	if (run_restore(restore, path, &r_empty) < 0 || run_restore(restore, path, &r_full) < 0) {
 		fprintf(stderr, "%s failed\n", restore);
 		goto out;
@@ -296,6 +308,7 @@ out:
 	sb_free(&sb);
 	table_want_free(&t);
 	table_want_free(&t1);
+	table_want_free(&half);
 	return ret;
 }
 
@@ -303,12 +316,16 @@ int main(int argc, char **argv)
 {
 	unsigned eps = 10, repeat = 1;
 	uint8_t af = AF_INET;
+	bool no_restore = false;
 	int opt;
 
-	while ((opt = getopt(argc, argv, "6e:r:")) != -1) {
+	while ((opt = getopt(argc, argv, "6ne:r:")) != -1) {
 		switch (opt) {
 		case '6':
 			af = AF_INET6;
+			break;
+		case 'n':
+			no_restore = true;
 			break;
 		case 'e':
 			eps = (unsigned)strtoul(optarg, NULL, 10);
@@ -317,17 +334,17 @@ int main(int argc, char **argv)
 			repeat = (unsigned)strtoul(optarg, NULL, 10);
 			break;
 		default:
-			fprintf(stderr, "usage: iptc_bench [-6] [-e ENDPOINTS] [-r REPEAT] SERVICES...\n");
+			fprintf(stderr, "usage: iptc_bench [-6] [-n] [-e ENDPOINTS] [-r REPEAT] SERVICES...\n");
 			return 2;
 		}
 	}
 	if (optind == argc || eps == 0) {
-		fprintf(stderr, "usage: iptc_bench [-6] [-e ENDPOINTS] [-r REPEAT] SERVICES...\n");
+		fprintf(stderr, "usage: iptc_bench [-6] [-n] [-e ENDPOINTS] [-r REPEAT] SERVICES...\n");
 		return 2;
 	}
 	for (int i = optind; i < argc; i++)
 		for (unsigned k = 0; k < repeat; k++)
-			if (bench_one(af, (unsigned)strtoul(argv[i], NULL, 10), eps) < 0)
+			if (bench_one(af, (unsigned)strtoul(argv[i], NULL, 10), eps, no_restore) < 0)
 				return 1;
 	return 0;
 }

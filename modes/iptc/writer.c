@@ -217,37 +217,50 @@ static bool is_ours(const char *name)
 	return str_has_prefix(name, "KUBE-");
 }
 
+/* Chain names in libiptc's list order (sorted by strcmp), with each
+ * chain's position among the user-defined chains at iptc_init time. */
 struct name_list {
 	xt_chainlabel *names;
+	unsigned *pos;
 	size_t n, cap;
+	bool unsorted;
 };
 
-static void names_add(struct name_list *l, const char *name)
+static void names_add(struct name_list *l, const char *name, unsigned pos)
 {
 	if (l->n == l->cap) {
 		l->cap = l->cap ? l->cap * 2 : 16;
 		l->names = xrealloc(l->names, l->cap * sizeof(*l->names));
+		l->pos = xrealloc(l->pos, l->cap * sizeof(*l->pos));
 	}
-	snprintf(l->names[l->n++], sizeof(xt_chainlabel), "%s", name);
+	snprintf(l->names[l->n], sizeof(xt_chainlabel), "%s", name);
+	if (l->n && strcmp(l->names[l->n - 1], name) >= 0)
+		l->unsorted = true;
+	l->pos[l->n++] = pos;
 }
 
-static bool names_has(const struct name_list *l, const char *name)
+static void names_free(struct name_list *l)
 {
-	for (size_t i = 0; i < l->n; i++)
-		if (strcmp(l->names[i], name) == 0)
-			return true;
-	return false;
+	free(l->names);
+	free(l->pos);
+	memset(l, 0, sizeof(*l));
 }
 
-/* Sorted-array membership for the (possibly large) stale list. */
 static int cmp_label(const void *a, const void *b)
 {
 	return strcmp(a, b);
 }
 
-static bool names_sorted_has(const struct name_list *l, const char *name)
+static bool names_has(const struct name_list *l, const char *name)
 {
-	return l->n && bsearch(name, l->names, l->n, sizeof(*l->names), cmp_label) != NULL;
+	if (!l->n || !name)
+		return false;
+	if (!l->unsorted)
+		return bsearch(name, l->names, l->n, sizeof(*l->names), cmp_label) != NULL;
+	for (size_t i = 0; i < l->n; i++)
+		if (strcmp(l->names[i], name) == 0)
+			return true;
+	return false;
 }
 
 static int fail(const struct fam_ops *ops, const char *table, const char *what, const char *chain,
@@ -261,6 +274,41 @@ static int fail(const struct fam_ops *ops, const char *table, const char *what, 
 	else
 		*err = xasprintf("%s -t %s: %s: %s", ops->name, table, what, ops->x->strerror(e));
 	return -e;
+}
+
+/* libiptc's bucket length for its chain index (CHAIN_INDEX_BUCKET_LEN). */
+#define IPTC_INDEX_BUCKET 40
+
+/* Deletes the (already flushed) chains of l that nothing references any
+ * more; *skipped gets the first one still referenced (by a chain that is
+ * not ours). libiptc indexes every 40th user chain and rebuilds the whole
+ * index - a walk over every chain - when a deleted chain is an index entry
+ * whose successor is in the next bucket, i.e. every 40 deletions in list
+ * order: quadratic for a mass delete (seconds at 100k chains). Deleting
+ * the chains that are not index entries first (positions from iptc_init,
+ * before any chain was created or deleted) avoids nearly all rebuilds. */
+static int delete_chains(const struct fam_ops *ops, struct xtc_handle *h, const char *table,
+			 const struct name_list *l, unsigned long *deleted, const char **skipped,
+			 char **err)
+{
+	for (int pass = 0; pass < 2; pass++) {
+		for (size_t i = 0; i < l->n; i++) {
+			unsigned refs = 0;
+
+			if ((l->pos[i] % IPTC_INDEX_BUCKET != 0) != (pass == 0))
+				continue;
+			if (ops->references(&refs, l->names[i], h) && refs > 0) {
+				if (skipped && !*skipped)
+					*skipped = l->names[i];
+				continue;
+			}
+			if (!ops->delete_chain(l->names[i], h))
+				return fail(ops, table, "delete chain", l->names[i], err);
+			if (deleted)
+				(*deleted)++;
+		}
+	}
+	return 0;
 }
 
 /* ---- apply ------------------------------------------------------------------- */
@@ -345,7 +393,7 @@ static bool builtin_rule_goes(const struct apply_ctx *a, const struct chain *wan
 {
 	if (!tgt || !is_ours(tgt))
 		return false;
-	if (names_sorted_has(&a->stale, tgt))
+	if (names_has(&a->stale, tgt))
 		return true;
 	if (!want)
 		return false;
@@ -369,10 +417,12 @@ static int builtin_rule_equal(struct apply_ctx *a, const struct rule *r, const v
 	return 0;
 }
 
-/* Puts the wanted jumps at the top of one built-in chain, removing older
- * or duplicate jumps into the same chains and jumps into stale chains.
- * Foreign rules stay, below ours. */
-static int sync_builtin(struct apply_ctx *a, const char *name, char **err)
+/* First half of putting the wanted jumps at the top of one built-in
+ * chain: removes older or duplicate jumps into the same chains and jumps
+ * into stale chains; *insert says whether our jumps must then be inserted
+ * (insert_builtin, once the chains they jump to exist). Foreign rules
+ * stay, below ours. */
+static int sync_builtin(struct apply_ctx *a, const char *name, bool *insert, char **err)
 {
 	const struct chain *want = want_builtin(a->t, name);
 	size_t top = want ? want->n_rules : 0;
@@ -423,23 +473,28 @@ static int sync_builtin(struct apply_ctx *a, const char *name, char **err)
 			goto out;
 		}
 	}
-	for (size_t i = 0; !top_ok && i < top; i++) {
-		const void *mine;
-		size_t len;
-
-		ret = rule_encode(&a->enc, &want->rules[i], &mine, &len, err);
-		if (ret < 0) {
-			ret = encode_err(ret, name, i, err);
-			goto out;
-		}
-		if (!a->ops->insert(name, mine, (unsigned)i, a->h)) {
-			ret = fail(a->ops, a->t->table, "insert jump into", name, err);
-			goto out;
-		}
-	}
+	*insert = !top_ok && top > 0;
 out:
 	free(gone);
 	return ret;
+}
+
+/* Second half: our jumps at positions 0.. of built-in chain name. */
+static int insert_builtin(struct apply_ctx *a, const char *name, char **err)
+{
+	const struct chain *want = want_builtin(a->t, name);
+
+	for (size_t i = 0; want && i < want->n_rules; i++) {
+		const void *mine;
+		size_t len;
+		int ret = rule_encode(&a->enc, &want->rules[i], &mine, &len, err);
+
+		if (ret < 0)
+			return encode_err(ret, name, i, err);
+		if (!a->ops->insert(name, mine, (unsigned)i, a->h))
+			return fail(a->ops, a->t->table, "insert jump into", name, err);
+	}
+	return 0;
 }
 
 static int cmp_chain_order(const void *pa, const void *pb, void *arg)
@@ -454,14 +509,15 @@ static int apply_once(struct apply_ctx *a, char **err)
 	const struct table_want *t = a->t;
 	const struct fam_ops *ops = a->ops;
 	struct name_list builtins = { 0 };
+	unsigned long long t0 = now_ns(), t1, t2;
+	bool *insert = NULL;
+	unsigned user_pos = 0;
 	const char *name;
 	int ret = 0;
 
-	unsigned long long t0 = now_ns(), t1, t2;
-
 	memset(&a->st, 0, sizeof(a->st));
 	memset(a->state, 0, t->n_chains);
-	a->stale.n = 0;
+	names_free(&a->stale);
 
 	a->h = ops->x->init(t->table);
 	if (!a->h)
@@ -469,77 +525,24 @@ static int apply_once(struct apply_ctx *a, char **err)
 	t1 = now_ns();
 	a->st.init_ns = t1 - t0;
 
-	/* One walk over the existing chains. */
+	/* One walk over the existing chains (built-ins first, then the user
+	 * chains in name order). */
 	for (name = ops->x->first_chain(a->h); name; name = ops->x->next_chain(a->h)) {
 		struct chain *c;
+		bool builtin = user_pos == 0 && ops->x->builtin(name, a->h);
 
-		if (!is_ours(name)) {
-			if (ops->x->builtin(name, a->h))
-				names_add(&builtins, name);
+		if (builtin) {
+			names_add(&builtins, name, 0);
 			continue;
 		}
+		user_pos++;
+		if (!is_ours(name))
+			continue;
 		c = table_find_chain(t, name);
 		if (c)
 			a->state[c - t->chains] |= ST_EXISTS;
 		else if (has_prefix(name, a->stale_prefixes))
-			names_add(&a->stale, name);
-	}
-	if (a->stale.n)
-		qsort(a->stale.names, a->stale.n, sizeof(*a->stale.names), cmp_label);
-
-	/* Create missing chains in descending name order: libiptc keeps its
-	 * chain list sorted and inserts each new chain with a walk from the
-	 * nearest index bucket; a name smaller than every chain so far is
-	 * found and placed at the head of the list in O(log n), while
-	 * ascending order walks the whole unindexed tail every time.
-	 * Existing chains are compared with the want on the way. */
-	for (size_t k = t->n_chains; k-- > 0;) {
-		size_t i = a->order[k];
-		const struct chain *c = &t->chains[i];
-
-		if (!(a->state[i] & ST_EXISTS)) {
-			if (!ops->x->create_chain(c->name, a->h)) {
-				ret = fail(ops, t->table, "create chain", c->name, err);
-				goto out;
-			}
-			a->state[i] |= ST_FILL;
-			a->st.chains_created++;
-		} else if (c->keep) {
-			a->st.chains_unchanged++;
-		} else {
-			bool same;
-
-			ret = chain_equal(a, c, &same, err);
-			if (ret < 0) {
-				ret = encode_err(ret, c->name, 0, err);
-				goto out;
-			}
-			if (same) {
-				a->st.chains_unchanged++;
-				continue;
-			}
-			if (!ops->x->flush_entries(c->name, a->h)) {
-				ret = fail(ops, t->table, "flush chain", c->name, err);
-				goto out;
-			}
-			a->state[i] |= ST_FILL;
-			a->st.chains_rewritten++;
-		}
-	}
-
-	/* Empty the stale chains so they drop their references. */
-	for (size_t i = 0; i < a->stale.n; i++) {
-		if (!ops->x->flush_entries(a->stale.names[i], a->h)) {
-			ret = fail(ops, t->table, "flush chain", a->stale.names[i], err);
-			goto out;
-		}
-	}
-
-	/* Jumps from the built-in chains. */
-	for (size_t i = 0; i < builtins.n; i++) {
-		ret = sync_builtin(a, builtins.names[i], err);
-		if (ret < 0)
-			goto out;
+			names_add(&a->stale, name, user_pos - 1);
 	}
 	for (size_t i = 0; i < t->n_builtin; i++) {
 		if (!names_has(&builtins, t->builtin_jumps[i].name)) {
@@ -548,6 +551,81 @@ static int apply_once(struct apply_ctx *a, char **err)
 			ret = -ENOENT;
 			goto out;
 		}
+	}
+
+	/* Existing chains of ours: unchanged ones stay, others are flushed. */
+	for (size_t i = 0; i < t->n_chains; i++) {
+		const struct chain *c = &t->chains[i];
+		bool same;
+
+		if (!(a->state[i] & ST_EXISTS))
+			continue;
+		if (c->keep) {
+			a->st.chains_unchanged++;
+			continue;
+		}
+		ret = chain_equal(a, c, &same, err);
+		if (ret < 0) {
+			ret = encode_err(ret, c->name, 0, err);
+			goto out;
+		}
+		if (same) {
+			a->st.chains_unchanged++;
+			continue;
+		}
+		if (!ops->x->flush_entries(c->name, a->h)) {
+			ret = fail(ops, t->table, "flush chain", c->name, err);
+			goto out;
+		}
+		a->state[i] |= ST_FILL;
+		a->st.chains_rewritten++;
+	}
+
+	/* Stale chains: empty them, drop the built-in jumps into them (and
+	 * out-of-place jumps of ours), delete them - all before creating any
+	 * chain, while the positions recorded above still describe libiptc's
+	 * chain index (see delete_chains). */
+	for (size_t i = 0; i < a->stale.n; i++) {
+		if (!ops->x->flush_entries(a->stale.names[i], a->h)) {
+			ret = fail(ops, t->table, "flush chain", a->stale.names[i], err);
+			goto out;
+		}
+	}
+	insert = xcalloc(builtins.n ? builtins.n : 1, sizeof(*insert));
+	for (size_t i = 0; i < builtins.n; i++) {
+		ret = sync_builtin(a, builtins.names[i], &insert[i], err);
+		if (ret < 0)
+			goto out;
+	}
+	ret = delete_chains(ops, a->h, t->table, &a->stale, &a->st.chains_deleted, NULL, err);
+	if (ret < 0)
+		goto out;
+
+	/* Create missing chains in descending name order: libiptc keeps its
+	 * chain list sorted and inserts each new chain with a walk from the
+	 * nearest index bucket; a name smaller than every chain so far is
+	 * found and placed at the head of the list in O(log n), while
+	 * ascending order walks the whole unindexed tail every time. */
+	for (size_t k = t->n_chains; k-- > 0;) {
+		size_t i = a->order[k];
+
+		if (a->state[i] & ST_EXISTS)
+			continue;
+		if (!ops->x->create_chain(t->chains[i].name, a->h)) {
+			ret = fail(ops, t->table, "create chain", t->chains[i].name, err);
+			goto out;
+		}
+		a->state[i] |= ST_FILL;
+		a->st.chains_created++;
+	}
+
+	/* Jumps from the built-in chains, now that their targets exist. */
+	for (size_t i = 0; i < builtins.n; i++) {
+		if (!insert[i])
+			continue;
+		ret = insert_builtin(a, builtins.names[i], err);
+		if (ret < 0)
+			goto out;
 	}
 
 	/* Fill new and changed chains, in the want's order. */
@@ -561,19 +639,6 @@ static int apply_once(struct apply_ctx *a, char **err)
 	for (size_t i = 0; i < t->n_chains; i++)
 		a->st.rules_total += t->chains[i].n_rules;
 
-	for (size_t i = 0; i < a->stale.n; i++) {
-		unsigned refs = 0;
-
-		/* A chain that is not ours still jumps here: leave it empty. */
-		if (ops->references(&refs, a->stale.names[i], a->h) && refs > 0)
-			continue;
-		if (!ops->delete_chain(a->stale.names[i], a->h)) {
-			ret = fail(ops, t->table, "delete chain", a->stale.names[i], err);
-			goto out;
-		}
-		a->st.chains_deleted++;
-	}
-
 	t2 = now_ns();
 	a->st.edit_ns = t2 - t1;
 	if (!ops->x->commit(a->h)) {
@@ -583,7 +648,8 @@ static int apply_once(struct apply_ctx *a, char **err)
 	}
 	a->st.commit_ns = now_ns() - t2;
 out:
-	free(builtins.names);
+	free(insert);
+	names_free(&builtins);
 	ops->x->free(a->h);
 	a->h = NULL;
 	return ret;
@@ -634,7 +700,7 @@ out:
 	rule_encoder_fini(&a.enc);
 	free(a.state);
 	free(a.order);
-	free(a.stale.names);
+	names_free(&a.stale);
 	return ret;
 }
 
@@ -650,7 +716,8 @@ int iptc_remove_chains(const char *table, uint8_t family, const char *const *pre
 	const struct fam_ops *ops = fam_ops(family);
 	struct name_list builtins = { 0 }, doomed = { 0 };
 	struct xtc_handle *h = NULL;
-	unsigned tries = 0;
+	const char *skipped = NULL;
+	unsigned tries = 0, user_pos;
 	int lock, ret;
 
 	*err = NULL;
@@ -664,7 +731,10 @@ int iptc_remove_chains(const char *table, uint8_t family, const char *const *pre
 again:
 	ret = 0;
 	tries++;
-	builtins.n = doomed.n = 0;
+	skipped = NULL;
+	user_pos = 0;
+	names_free(&builtins);
+	names_free(&doomed);
 	h = ops->x->init(table);
 	if (!h) {
 		if (table_missing(errno))
@@ -673,20 +743,21 @@ again:
 		goto out;
 	}
 	for (const char *name = ops->x->first_chain(h); name; name = ops->x->next_chain(h)) {
+		if (user_pos == 0 && ops->x->builtin(name, h)) {
+			names_add(&builtins, name, 0);
+			continue;
+		}
 		if (has_prefix(name, prefixes))
-			names_add(&doomed, name);
-		else if (ops->x->builtin(name, h))
-			names_add(&builtins, name);
+			names_add(&doomed, name, user_pos);
+		user_pos++;
 	}
-	if (doomed.n)
-		qsort(doomed.names, doomed.n, sizeof(*doomed.names), cmp_label);
 	for (size_t i = 0; i < builtins.n; i++) {
 		unsigned pos = 0, *gone = NULL;
 		size_t n_gone = 0;
 
 		for (const void *e = ops->first_rule(builtins.names[i], h); e;
 		     e = ops->next_rule(e, h), pos++) {
-			if (names_sorted_has(&doomed, ops->get_target(e, h))) {
+			if (names_has(&doomed, ops->get_target(e, h))) {
 				gone = xrealloc(gone, (n_gone + 1) * sizeof(*gone));
 				gone[n_gone++] = pos;
 			}
@@ -706,12 +777,9 @@ again:
 			goto out;
 		}
 	}
-	for (size_t i = 0; i < doomed.n; i++) {
-		if (!ops->delete_chain(doomed.names[i], h)) {
-			ret = fail(ops, table, "delete chain", doomed.names[i], err);
-			goto out;
-		}
-	}
+	ret = delete_chains(ops, h, table, &doomed, NULL, &skipped, err);
+	if (ret < 0)
+		goto out;
 	if (!ops->x->commit(h)) {
 		ret = -(errno ? errno : EIO);
 		if (ret == -EAGAIN && tries < MAX_TRIES) {
@@ -720,13 +788,19 @@ again:
 			goto again;
 		}
 		fail(ops, table, "commit", NULL, err);
+		goto out;
+	}
+	if (skipped) {
+		*err = xasprintf("%s -t %s: chain %s is still referenced by a chain that is not ours; "
+				 "left it empty", ops->name, table, skipped);
+		ret = -EMLINK;
 	}
 out:
 	if (h)
 		ops->x->free(h);
 	xt_unlock(lock);
-	free(builtins.names);
-	free(doomed.names);
+	names_free(&builtins);
+	names_free(&doomed);
 	return ret;
 }
 
