@@ -11,8 +11,6 @@
  * change, half of the services removed (mass chain deletion), removing
  * every chain (--cleanup); and iptables-legacy-restore --noflush of the rendered text on an
  * empty table and on the full table (-n: skip those, e.g. under perf). */
-#include "config.h"
-
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>

@@ -3,8 +3,6 @@
  * argument order, the revisions it negotiates with current kernels
  * (addrtype 1, conntrack 3, mark 1, recent 1, set 4, MARK 2, DNAT 2) and
  * its defaults (e.g. tcp source ports 0:65535, recent mask all ones). */
-#include "config.h"
-
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>

@@ -1,7 +1,5 @@
 /* The iptables rule model: builder calls and iptables-restore rendering
  * in the argument order upstream kube-proxy writes. */
-#include "config.h"
-
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -8,8 +8,6 @@
  * and matched against the want's hash index, new chains are created in
  * name order, and unchanged chains are detected by comparing encoded
  * entries instead of being rewritten. */
-#include "config.h"
-
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>

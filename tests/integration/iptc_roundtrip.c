@@ -9,8 +9,6 @@
  *
  * VARIANT "full" uses every rule item and target kind; "v2" is "full"
  * after a partial sync: some chains kept, one changed, one service gone. */
-#include "config.h"
-
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
