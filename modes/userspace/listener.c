@@ -155,22 +155,31 @@ int us_port_open(struct us_ctx *ctx, struct us_port *p)
 	return 0;
 }
 
-static void resume_accept(struct loop *l, struct loop_timer *t, void *arg)
+void us_resume_paused(struct loop *l, struct loop_timer *t, void *arg)
 {
-	struct us_port *p = arg;
+	struct us_ctx *ctx = arg;
+	size_t it = 0;
+	const char *k;
+	void *v;
 
-	if (p->fd >= 0)
-		loop_mod_fd(l, p->fd, EPOLLIN);
+	while (strmap_next(&ctx->ports, &it, &k, &v)) {
+		struct us_port *p = v;
+
+		if (p->paused && p->fd >= 0)
+			loop_mod_fd(l, p->fd, EPOLLIN);
+		p->paused = false;
+	}
 }
 
 void us_port_pause(struct us_port *p)
 {
 	if (p->fd < 0)
 		return;
-	if (!p->resume_timer)
-		p->resume_timer = loop_timer_new(p->ctx->loop, resume_accept, p);
+	/* The timer exists since init: no fd is needed now, when there are none. */
 	loop_mod_fd(p->ctx->loop, p->fd, 0);
-	loop_timer_arm(p->resume_timer, PAUSE_MS);
+	p->paused = true;
+	if (!loop_timer_armed(p->ctx->resume_timer))
+		loop_timer_arm(p->ctx->resume_timer, PAUSE_MS);
 }
 
 void us_port_close(struct us_port *p)
@@ -188,8 +197,6 @@ void us_port_close(struct us_port *p)
 		log_info("Stopped proxying for service \"%s\" (%s port %u, %zu connections still open)",
 			 p->spn, proto_upper(p->proto), p->proxy_port, p->n_conns);
 	}
-	loop_timer_free(p->resume_timer);
-	p->resume_timer = NULL;
 	us_port_put(p);
 }
 

@@ -206,6 +206,7 @@ struct us_ctx {
 	char *applied[2][2];          /* [family][nat, filter] rendered text last applied */
 	uint8_t *udp_buf;             /* one datagram */
 	struct dlist conns;           /* every live TCP connection */
+	struct loop_timer *resume_timer; /* resumes paused listeners */
 	unsigned gen;                 /* sync generation (stale port sweep) */
 };
 
@@ -233,7 +234,7 @@ struct us_port {
 	size_t n_conns;               /* TCP connections or UDP associations */
 	unsigned long long accepted, refused_cap;
 	unsigned long long last_cap_log_ms, last_err_log_ms;
-	struct loop_timer *resume_timer;  /* accept paused after EMFILE */
+	bool paused;                  /* accept paused after EMFILE */
 	struct udp_table udp;
 	unsigned gen;                 /* last sync that saw this port */
 };
@@ -250,6 +251,8 @@ void us_port_put(struct us_port *p);
 void us_range_release(struct us_ctx *ctx, uint16_t port);
 /* Pauses accepting on p for a short while (fd exhaustion). */
 void us_port_pause(struct us_port *p);
+/* Timer callback (arg = ctx): resumes every paused listener. */
+void us_resume_paused(struct loop *l, struct loop_timer *t, void *arg);
 /* Rate-limited log line for p (at most one per 10 s per kind). */
 bool us_port_log_ok(struct us_port *p, unsigned long long *last);
 

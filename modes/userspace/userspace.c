@@ -140,6 +140,7 @@ static int us_init(struct mode_ctx *mc)
 	dlist_init(&ctx->conns);
 	ctx->connect_timer = loop_timer_new(ctx->loop, tcp_connect_timer, ctx);
 	ctx->udp_timer = loop_timer_new(ctx->loop, udp_idle_timer, ctx);
+	ctx->resume_timer = loop_timer_new(ctx->loop, us_resume_paused, ctx);
 	ctx->udp_buf = xmalloc(65536);
 	strmap_init(&ctx->ports);
 	srandom((unsigned)now_ns());
@@ -239,7 +240,7 @@ static int us_sync(struct mode_ctx *mc, const struct proxy_state *ps, const stru
 	const char *k;
 	void *v;
 	char **stale = NULL;
-	size_t n_stale = 0;
+	size_t n_stale = 0, n_failed = 0;
 	int rc;
 
 	ctx->gen++;
@@ -274,6 +275,7 @@ static int us_sync(struct mode_ctx *mc, const struct proxy_state *ps, const stru
 		udp_table_init(&want->udp);
 		if (us_port_open(ctx, want) < 0) {
 			port_free_unopened(want);
+			n_failed++;
 			continue;
 		}
 		log_info("Adding new service \"%s\" at %s/%s", want->spn,
@@ -307,6 +309,11 @@ static int us_sync(struct mode_ctx *mc, const struct proxy_state *ps, const stru
 	rc = apply_family(ctx, AF_INET, full, stats);
 	if (rc == 0 && (have_v6 || ctx->applied[1][0]))
 		rc = apply_family(ctx, AF_INET6, full, stats);
+	/* Ports that could not be opened: have the runner try again later. */
+	if (rc == 0 && n_failed) {
+		log_warn("%zu service ports have no proxy port yet; will retry", n_failed);
+		rc = -EADDRINUSE;
+	}
 	return rc;
 }
 
@@ -434,6 +441,7 @@ static void us_fini(struct mode_ctx *mc)
 	strmap_free(&ctx->ports);
 	loop_timer_free(ctx->connect_timer);
 	loop_timer_free(ctx->udp_timer);
+	loop_timer_free(ctx->resume_timer);
 	if (ctx->reserve_fd >= 0)
 		close(ctx->reserve_fd);
 	for (int f = 0; f < 2; f++)

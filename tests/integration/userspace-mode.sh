@@ -125,7 +125,7 @@ kp_check "dry-run changed no rules" bash -c "! ip netns exec $KP_NODE iptables-l
 kp_node iptables-legacy -t nat -N FOREIGN
 kp_node iptables-legacy -t nat -A PREROUTING -p tcp --dport 1 -j FOREIGN
 
-kp_start_daemon --proxy-mode=userspace --manifest-dir="$M" --hostname-override=demo-node \
+kp_start_daemon --proxy-mode=userspace -v=2 --manifest-dir="$M" --hostname-override=demo-node \
 	--iptables-min-sync-period=200ms --proxy-port-range=40000-40099
 kp_check "initial sync happens" kp_wait_for 10 kp_log_has "Initial sync"
 kp_check "log: Using userspace Proxier" kp_log_has "Using userspace Proxier"
@@ -243,6 +243,24 @@ kp_check "connection cap: clear log line" kp_log_has 'reached its limit of 2 con
 wait $H1 $H2
 kp_check "connection cap: room again once they close" [ "$(answers "$KP_NODE" 10.0.0.10 80 1 | wc -w)" = 1 ]
 kp_stop_daemon
+
+# File descriptor exhaustion: a daemon limited to 48 fds, 30 held
+# connections (each needs up to 6). It must log, refuse what it cannot
+# carry, keep running, and serve again once they are gone.
+ip netns exec "$KP_NODE" prlimit --nofile=48:48 "$KP_BIN" --log-file="$KP_TMP/fd.log" \
+	--state-dir="$KP_TMP/state" --proxy-mode=userspace --manifest-dir="$M" \
+	--hostname-override=demo-node >"$KP_TMP/fd.out" 2>&1 &
+KP_DAEMON=$!; KP_PIDS="$KP_PIDS $KP_DAEMON"
+kp_wait_for 10 grep -q "Initial sync" "$KP_TMP/fd.log"
+HP=""
+for _ in $(seq 30); do kp_node bash "$KP_TMP/hold.sh" 2>/dev/null & HP="$HP $!"; done
+sleep 1
+kp_check "fd exhaustion: daemon still running" kill -0 "$KP_DAEMON"
+kp_check "fd exhaustion: logged" grep -qE 'failed: Too many open files|Cannot open a socket to an endpoint' "$KP_TMP/fd.log"
+wait $HP
+kp_check "fd exhaustion: serves again afterwards" [ "$(answers "$KP_NODE" 10.0.0.10 80 6)" = "$ALL" ]
+kp_stop_daemon
+kp_check "fd exhaustion: clean exit" [ "$KP_DAEMON_RC" = 0 ]
 
 kp_node "$KP_BIN" --proxy-mode=userspace --cleanup --log-file= >/dev/null 2>&1
 nat=$(kp_node iptables-legacy -t nat -S); filter=$(kp_node iptables-legacy -S)
