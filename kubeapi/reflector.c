@@ -114,7 +114,11 @@ static bool apply_upsert(struct reflector *r, const json_t *obj, bool from_list)
 	if (old && rv && !strcmp(old, rv))
 		goto out;        /* unchanged since we last applied it */
 	if (r->ops->upsert(r->arg, obj, &err) < 0) {
-		log_warn("Skipping %s %s: %s", r->kind, key, err ? err : "cannot decode");
+		/* err names the object and the field. */
+		if (err)
+			log_warn("%s; ignoring it", err);
+		else
+			log_warn("%s %s: cannot decode; ignoring it", r->kind, key);
 		free(err);
 		r->ops->remove(r->arg, ns, name);
 	}

@@ -37,7 +37,7 @@ FAULTS = {
     "expire_active",     # open watches: ERROR 410 event now, then end
     "drop_mid_line",     # next N events on any watch: half a line, then the connection drops
     "slow",              # {"on": true|false}: watch events written one byte per chunk
-    "status",            # next N requests (optional "verb": list|watch): HTTP "code", "retry_after"
+    "status",            # next N requests (optional "verb": list|watch, "resource"): HTTP "code", "retry_after"
     "expire_continue",   # next N list requests with a continue token: 410
     "end_watches",       # open watches end cleanly now
     "refuse",            # {"on": true|false}: API connections are closed without an answer
@@ -234,7 +234,8 @@ class Handler(BaseHTTPRequestHandler):
                     '%s is forbidden: User "test" cannot %s resource "%s" in API group "%s" '
                     'at the cluster scope' % (name, verb, name, "" if gv == "v1" else gv.split("/")[0])))
             with st.lock:
-                f = st.take("status", lambda f: f.get("verb") in (None, verb))
+                f = st.take("status", lambda f: f.get("verb") in (None, verb)
+                            and f.get("resource") in (None, name))
             if f:
                 code = int(f.get("code", 500))
                 entry["code"] = code
@@ -517,12 +518,15 @@ def main():
     ap.add_argument("--client-ca", help="CA for client certificates")
     ap.add_argument("--token", help="accepted bearer token")
     ap.add_argument("--bookmark-seconds", type=float, default=1.0)
+    ap.add_argument("--initial-rv", type=int, default=1000,
+                    help="first resourceVersion (a restarted server must not go backwards)")
     ap.add_argument("--ports-file", help="write 'API_PORT CONTROL_PORT' here once listening")
     ap.add_argument("--verbose", action="store_true")
     a = ap.parse_args()
 
     st = State(a.bookmark_seconds)
     st.token = a.token
+    st.rv = a.initial_rv
     ctx = None
     if a.cert:
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
