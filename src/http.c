@@ -34,6 +34,7 @@ struct conn {
 	bool keep_alive;          /* after the current response */
 	unsigned long served;     /* responses completed */
 	unsigned long long deadline;  /* now_ms() value; 0 = none */
+	unsigned long long since;     /* now_ms() when the current request began */
 	char *in;                 /* max_head + 1 bytes */
 	size_t in_len;
 	struct strbuf out;
@@ -323,7 +324,8 @@ static int flush_out(struct conn *c)
 		return 1;
 	}
 	c->state = ST_READ;
-	c->deadline = now_ms() + (c->in_len ? c->srv->lim.head_timeout_ms : c->srv->lim.idle_timeout_ms);
+	c->since = now_ms();
+	c->deadline = c->since + (c->in_len ? c->srv->lim.head_timeout_ms : c->srv->lim.idle_timeout_ms);
 	set_events(c, EPOLLIN);
 	return 1;
 }
@@ -644,6 +646,7 @@ static void conn_read(struct conn *c)
 			/* First byte of a keep-alive request: the head deadline
 			 * starts now and never moves again. */
 			c->deadline = now_ms() + s->lim.head_timeout_ms;
+			c->since = now_ms();
 		}
 		c->in_len += (size_t)n;
 		/* drive may close c: do not touch it afterwards. */
@@ -679,6 +682,7 @@ static int add_conn(struct http_server *s, int fd)
 	c->in = xmalloc(s->lim.max_head + 1);
 	sb_init(&c->out);
 	c->deadline = now_ms() + s->lim.head_timeout_ms;
+	c->since = now_ms();
 	err = loop_add_fd(s->loop, fd, EPOLLIN, conn_event, c);
 	if (err < 0) {
 		free(c->in);
@@ -693,18 +697,30 @@ static int add_conn(struct http_server *s, int fd)
 	return 0;
 }
 
-/* Makes room for one more connection: closes the oldest idle keep-alive
- * connection. Returns false when every connection is busy. */
+/* Makes room for one more connection, so that a crowd of slow or silent
+ * clients cannot lock probes out: closes, in this order, the oldest idle
+ * keep-alive or lingering connection, else the oldest one that has been
+ * waiting for its request for at least EVICT_AFTER_MS. Returns false when
+ * every connection is busy and young. */
+#define EVICT_AFTER_MS 1000ULL
+
 static bool evict_idle(struct http_server *s)
 {
-	struct conn *victim = NULL;
+	struct conn *idle = NULL, *slow = NULL;
+	unsigned long long now = now_ms();
 
-	for (struct conn *c = s->conns; c; c = c->next)
+	/* The list is newest first: the last match is the oldest. */
+	for (struct conn *c = s->conns; c; c = c->next) {
 		if (c->state == ST_LINGER || (c->state == ST_READ && c->in_len == 0 && c->served > 0))
-			victim = c;   /* list is newest first: the last match is the oldest */
-	if (!victim)
+			idle = c;
+		else if (c->state == ST_READ && now - c->since >= EVICT_AFTER_MS)
+			slow = c;
+	}
+	if (!idle && !slow)
 		return false;
-	conn_close(victim);
+	log_v(3, "%s: %zu connections open, closing the oldest %s one", s->name, s->n_conns,
+	      idle ? "idle" : "slow");
+	conn_close(idle ? idle : slow);
 	return true;
 }
 

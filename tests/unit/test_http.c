@@ -476,6 +476,45 @@ static void test_listener_max_conns(void **state)
 	teardown((void **)&f);
 }
 
+static void test_evict_slow(void **state)
+{
+	static const struct http_limits lim = { .max_conns = 2, .head_timeout_ms = 5000 };
+	struct fixture *f = setup_with(&lim);
+	int a, b, c;
+	bool eof;
+	char *out;
+
+	a = connect_pair(f);
+	send_all(a, "GET /hel");
+	spin(f->loop, 600);
+	b = connect_pair(f);
+	send_all(b, "GET /hel");
+	spin(f->loop, 500);
+	/* a has waited over a second for its request: it makes room; b is
+	 * younger and stays. */
+	c = connect_pair(f);
+	send_all(c, "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n");
+	spin(f->loop, 50);
+	out = recv_avail(c, &eof);
+	assert_true(strncmp(out, "HTTP/1.1 200 OK\r\n", 17) == 0);
+	free(out);
+	out = recv_avail(a, &eof);
+	assert_true(eof);
+	free(out);
+	out = recv_avail(b, &eof);
+	assert_false(eof);
+	free(out);
+	send_all(b, "lo HTTP/1.1\r\nHost: x\r\n\r\n");
+	spin(f->loop, 50);
+	out = recv_avail(b, &eof);
+	assert_true(strncmp(out, "HTTP/1.1 200 OK\r\n", 17) == 0);
+	free(out);
+	close(a);
+	close(b);
+	close(c);
+	teardown((void **)&f);
+}
+
 static void test_listen_wildcard_dual_stack(void **state)
 {
 	struct sockaddr_in any = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_ANY) };
@@ -529,6 +568,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_max_conns_adopt, setup, teardown),
 		cmocka_unit_test(test_listener_max_conns),
 		cmocka_unit_test(test_listen_wildcard_dual_stack),
+		cmocka_unit_test(test_evict_slow),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
