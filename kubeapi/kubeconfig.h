@@ -22,7 +22,7 @@ struct kube_conn {
 	struct kube_blob cert;   /* client certificate (static or from exec) */
 	struct kube_blob key;    /* client key */
 	bool insecure;           /* insecure-skip-tls-verify */
-	char *tls_server_name;   /* tls-server-name, NULL if absent */
+	char *tls_server_name;   /* tls-server-name: the name TLS verifies (and SNI), NULL if absent */
 	char *username, *password; /* basic auth, rarely used */
 	/* Bearer token: static, or from token_file (re-read every
 	 * token_reload_ms), or from an exec plugin (cached until expiry). */

@@ -34,6 +34,7 @@ struct reflector {
 	enum phase phase;
 	CURL *easy;
 	struct curl_slist *headers;
+	struct curl_slist *connect_to;  /* tls-server-name: connect here, verify that name */
 	char errbuf[CURL_ERROR_SIZE];
 	long status;             /* of the current response, once known */
 	struct strbuf body;      /* list page, or an error response */
@@ -153,6 +154,8 @@ static void end_request(struct reflector *r)
 	}
 	curl_slist_free_all(r->headers);
 	r->headers = NULL;
+	curl_slist_free_all(r->connect_to);
+	r->connect_to = NULL;
 	sb_reset(&r->body);
 	linesplit_reset(&r->ls);
 	free_and_null(&r->stream_err);
@@ -245,6 +248,40 @@ static size_t on_write(char *data, size_t size, size_t nmemb, void *arg)
 	return ret < 0 ? 0 : n;
 }
 
+/* tls-server-name: the name goes into the URL (SNI, certificate check)
+ * while CURLOPT_CONNECT_TO keeps the connection on the server's address. */
+static void set_url(struct reflector *r, CURL *e, const char *url)
+{
+	const char *name = r->conn->tls_server_name;
+	CURLU *u;
+	char *host = NULL, *port = NULL, *nurl = NULL;
+
+	if (!name) {
+		curl_easy_setopt(e, CURLOPT_URL, url);
+		return;
+	}
+	u = curl_url();
+	if (curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
+	    curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK &&
+	    curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) == CURLUE_OK &&
+	    curl_url_set(u, CURLUPART_HOST, name, 0) == CURLUE_OK &&
+	    curl_url_get(u, CURLUPART_URL, &nurl, 0) == CURLUE_OK) {
+		char *ct = xasprintf("%s:%s:%s:%s", name, port, host, port);
+
+		r->connect_to = curl_slist_append(NULL, ct);
+		free(ct);
+		curl_easy_setopt(e, CURLOPT_CONNECT_TO, r->connect_to);
+		curl_easy_setopt(e, CURLOPT_URL, nurl);
+	} else {
+		log_warn("%s: cannot apply tls-server-name %s to %s", r->kind, name, url);
+		curl_easy_setopt(e, CURLOPT_URL, url);
+	}
+	curl_free(host);
+	curl_free(port);
+	curl_free(nurl);
+	curl_url_cleanup(u);
+}
+
 static CURL *new_easy(struct reflector *r, const char *url)
 {
 	CURL *e = curl_easy_init();
@@ -265,7 +302,7 @@ static CURL *new_easy(struct reflector *r, const char *url)
 		explicit_bzero(h, strlen(h));
 		free(h);
 	}
-	curl_easy_setopt(e, CURLOPT_URL, url);
+	set_url(r, e, url);
 	curl_easy_setopt(e, CURLOPT_HTTPHEADER, r->headers);
 	curl_easy_setopt(e, CURLOPT_USERAGENT, "kube-proxy/v" PACKAGE_VERSION " (linux) kube-proxy-c");
 	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);

@@ -205,9 +205,6 @@ struct kube_source *kube_source_open_opts(struct loop *l, struct store *st, cons
 		ks->cbs = *cbs;
 	if (resolve_conn(cfg, o, &ks->conn, err) < 0)
 		goto fail;
-	if (ks->conn->tls_server_name)
-		log_warn("%s: tls-server-name is not supported; the server URL's host name is verified",
-			 ks->conn->origin);
 	if (kube_conn_refresh(ks->conn, false, &rerr) < 0) {
 		/* Not fatal: a rotating token or a plugin may work later. */
 		log_error("%s", rerr);

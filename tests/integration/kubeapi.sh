@@ -33,7 +33,7 @@ gen_certs() {
 		-subj /CN=fake-ca 2>/dev/null || return 1
 	openssl req -newkey rsa:2048 -nodes -keyout "$d/server.key" -out "$d/server.csr" \
 		-subj /CN=fakeapi 2>/dev/null || return 1
-	printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n' >"$d/server.ext"
+	printf 'subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:fakeapi.test\nextendedKeyUsage=serverAuth\n' >"$d/server.ext"
 	openssl x509 -req -in "$d/server.csr" -CA "$d/ca.crt" -CAkey "$d/ca.key" -CAcreateserial \
 		-out "$d/server.crt" -days 2 -extfile "$d/server.ext" 2>/dev/null || return 1
 	openssl req -newkey rsa:2048 -nodes -keyout "$d/client.key" -out "$d/client.csr" \
@@ -116,7 +116,7 @@ else
 fi
 
 # ---- the driver -----------------------------------------------------------
-kubeconfig() { # kubeconfig FILE USER-YAML [CA-FILE]
+kubeconfig() { # kubeconfig FILE USER-YAML [CA-FILE [EXTRA-CLUSTER-YAML]]
 	cat >"$1" <<EOF
 apiVersion: v1
 kind: Config
@@ -125,6 +125,7 @@ clusters:
   cluster:
     server: $SERVER
     certificate-authority: ${3:-pki/ca.crt}
+${4:-}
 users:
 - name: u
   user:
@@ -333,6 +334,18 @@ start_driver badca --kubeconfig "$T/kc-badca"
 kp_check "untrusted server certificate: clear log line" \
 	kp_wait_for 10 log_has badca 'not signed by the configured certificate-authority'
 stop_driver badca
+
+# tls-server-name: the name verified against the certificate, while the
+# connection goes to the server URL's address.
+kubeconfig "$T/kc-tsn-bad" "    token: tok-2" pki/ca.crt "    tls-server-name: wrong.test"
+start_driver tsnbad --kubeconfig "$T/kc-tsn-bad"
+kp_check "tls-server-name not in the certificate: verification fails" \
+	kp_wait_for 10 log_has tsnbad 'not signed by the configured certificate-authority, or its name'
+stop_driver tsnbad
+kubeconfig "$T/kc-tsn" "    token: tok-2" pki/ca.crt "    tls-server-name: fakeapi.test"
+start_driver tsn --kubeconfig "$T/kc-tsn"
+check_state "tls-server-name in the certificate: ready" tsn '^ready'
+stop_driver tsn
 
 # Connection refused (nothing listens on port 1 in this namespace).
 start_driver refused --master https://127.0.0.1:1
