@@ -112,11 +112,12 @@ void config_defaults(struct config *cfg);
 
 /* Parses argv (flags), then the --config file if given, and validates.
  * Precedence as upstream: when --config is given, the file's values win and
- * the command-line flags are ignored except --config, --cleanup,
- * --write-config-to, --dry-run, -v and our own --manifest-dir, --log-file
- * and --state-dir (upstream: "the values in this file take precedence over
- * flags"). Errors name the flag or the file and field. On error, *err holds
- * the message (caller frees). */
+ * the other command-line flags are ignored (each with a warning), except
+ * --config, --cleanup, --write-config-to, --dry-run, -v, --hostname-override
+ * and --master (upstream applies those two on top of the file), and our own
+ * --manifest-dir, --log-file, --state-dir and --service-cluster-ip-range
+ * (the file has no field for them). Errors name the flag or the file and
+ * field. On error, *err holds the message (caller frees). */
 enum config_action config_parse(struct config *cfg, int argc, char **argv, char **err);
 
 /* Loads a KubeProxyConfiguration from a YAML or JSON file into cfg.

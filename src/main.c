@@ -259,8 +259,12 @@ int main(int argc, char **argv)
 		log_error("Cannot initialise the %s proxier: %s", d.mode->name, strerror(-e));
 		goto out;
 	}
-	d.runner = runner_new(d.loop, d.store, d.mode, &d.ctx,
-			      d.cfg.min_sync_period_ms, d.cfg.sync_period_ms);
+	if (strcmp(d.mode->name, "ipvs") == 0)
+		d.runner = runner_new(d.loop, d.store, d.mode, &d.ctx,
+				      d.cfg.ipvs_min_sync_period_ms, d.cfg.ipvs_sync_period_ms);
+	else
+		d.runner = runner_new(d.loop, d.store, d.mode, &d.ctx,
+				      d.cfg.min_sync_period_ms, d.cfg.sync_period_ms);
 	runner_on_synced(d.runner, on_synced, &d);
 	loop_add_signal(d.loop, SIGTERM, on_quit, &d);
 	loop_add_signal(d.loop, SIGINT, on_quit, &d);
