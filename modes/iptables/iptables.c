@@ -225,6 +225,10 @@ static void check_nft_backend(void)
 {
 	static char *const list_v4[] = { "/usr/sbin/iptables-nft", "-t", "nat", "-S", "KUBE-SERVICES", NULL };
 	static char *const list_v6[] = { "/usr/sbin/ip6tables-nft", "-t", "nat", "-S", "KUBE-SERVICES", NULL };
+	static char *const nft_tables[][6] = {
+		{ "/usr/sbin/nft", "list", "table", "ip", "kube-proxy", NULL },
+		{ "/usr/sbin/nft", "list", "table", "ip6", "kube-proxy", NULL },
+	};
 
 	if (system_iptables_is_nft())
 		log_info("System iptables is the nft variant; this proxier writes the legacy tables: "
@@ -237,6 +241,12 @@ static void check_nft_backend(void)
 	if (access(list_v6[0], X_OK) == 0 && run_quiet(list_v6) == 0)
 		log_warn("Chain KUBE-SERVICES exists in the IPv6 nf_tables backend (ip6tables-nft -t "
 			 "nat -S KUBE-SERVICES): another kube-proxy's rules are active there");
+	for (size_t i = 0; i < ARRAY_SIZE(nft_tables); i++)
+		if (access(nft_tables[i][0], X_OK) == 0 && run_quiet(nft_tables[i]) == 0)
+			log_warn("nftables table \"%s %s\" exists (upstream kube-proxy's nftables mode): "
+				 "its rules also handle service traffic; remove it with \"nft delete "
+				 "table %s %s\"", nft_tables[i][3], nft_tables[i][4],
+				 nft_tables[i][3], nft_tables[i][4]);
 }
 
 /* ---- mode ops -------------------------------------------------------------- */

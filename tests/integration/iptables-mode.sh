@@ -206,7 +206,7 @@ ARGS=(--manifest-dir="$M" --hostname-override=demo-node
 	--iptables-min-sync-period=100ms --proxy-mode=iptables)
 
 # --dry-run: valid input for iptables-legacy-restore, touches nothing.
-kp_node "$KP_BIN" "${ARGS[@]}" --dry-run --log-file= >"$KP_TMP/dry.txt" 2>"$KP_TMP/dry.err"
+kp_node "$KP_BIN" "${ARGS[@]}" --dry-run --log-file= --state-dir="$KP_TMP/dry-state" >"$KP_TMP/dry.txt" 2>"$KP_TMP/dry.err"
 kp_check "--dry-run exits 0" [ $? = 0 ]
 kp_check "--dry-run changed nothing" bash -c "! ip netns exec $KP_NODE iptables-legacy-save | grep -q KUBE-"
 kp_check "--dry-run IPv4 part passes iptables-legacy-restore --test" \
@@ -322,7 +322,7 @@ kp_stop_daemon
 kp_check "foreign rules survive restarts" foreign_ok
 
 # --cleanup removes every KUBE- chain (both families) and nothing else.
-kp_node "$KP_BIN" --cleanup --log-file= >/dev/null 2>&1
+kp_node "$KP_BIN" --cleanup --log-file= --state-dir="$KP_TMP/state" >/dev/null 2>&1
 kp_check "--cleanup exits 0" [ $? = 0 ]
 kp_check "--cleanup leaves no KUBE- chain (IPv4)" bash -c "! ip netns exec $KP_NODE iptables-legacy-save | grep -q KUBE-"
 kp_check "--cleanup leaves no KUBE- chain (IPv6)" bash -c "! ip netns exec $KP_NODE ip6tables-legacy-save | grep -q KUBE-"
