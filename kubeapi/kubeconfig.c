@@ -610,13 +610,26 @@ static int parse_rfc3339(const char *s, double *out)
 	return 0;
 }
 
-/* Runs the plugin without a shell; returns its stdout (bounded) or -errno. */
-static int exec_run(const struct kube_exec *e, const char *server, char **out, char **err)
+/* True if "NAME=..." entry env names one of the "NAME=value" strings in set. */
+static bool env_overridden(const char *env, char *const *set)
+{
+	size_t n = strcspn(env, "=");
+
+	for (size_t i = 0; set[i]; i++)
+		if (!strncmp(set[i], env, n) && set[i][n] == '=')
+			return true;
+	return false;
+}
+
+/* Runs the plugin without a shell, blocking for at most EXEC_TIMEOUT_MS
+ * (credentials are needed before any request can go out); returns its
+ * stdout (bounded) or -errno. */
+static int exec_run(const struct kube_exec *e, char **out, char **err)
 {
 	int pfd[2], status, r = 0;
 	struct strbuf sb;
 	char *info, *cmd;
-	size_t nenv = 0, nadd = 0;
+	size_t nenv = 0, nadd = 0, k = 0;
 	char **envp;
 	pid_t pid;
 	unsigned long long deadline = now_ms() + EXEC_TIMEOUT_MS;
@@ -625,16 +638,20 @@ static int exec_run(const struct kube_exec *e, const char *server, char **out, c
 		nenv++;
 	while (e->env[nadd])
 		nadd++;
+	/* The plugin's env entries and KUBERNETES_EXEC_INFO replace inherited
+	 * variables of the same name (no duplicates: shells take the last). */
 	envp = xcalloc(nenv + nadd + 2, sizeof(char *));
-	memcpy(envp, environ, nenv * sizeof(char *));
-	memcpy(envp + nenv, e->env, nadd * sizeof(char *));
 	info = xasprintf("KUBERNETES_EXEC_INFO={\"apiVersion\":\"%s\",\"kind\":\"ExecCredential\","
 			 "\"spec\":{\"interactive\":false}}", e->api_version);
-	envp[nenv + nadd] = info;
+	envp[k++] = info;
+	for (size_t i = 0; i < nadd; i++)
+		envp[k++] = e->env[i];
+	for (size_t i = 0; i < nenv; i++)
+		if (!env_overridden(environ[i], envp))
+			envp[k++] = environ[i];
 	/* A command with a slash but not absolute is relative to the kubeconfig. */
 	cmd = strchr(e->argv[0], '/') && e->argv[0][0] != '/'
 		      ? xasprintf("%s/%s", e->dir, e->argv[0]) : xstrdup(e->argv[0]);
-	(void)server;
 	if (pipe2(pfd, O_CLOEXEC) < 0) {
 		r = -errno;
 		*err = xasprintf("exec plugin %s: pipe: %s", e->argv[0], strerror(errno));
@@ -649,8 +666,13 @@ static int exec_run(const struct kube_exec *e, const char *server, char **out, c
 		goto out_free;
 	}
 	if (pid == 0) {
-		int devnull = open("/dev/null", O_RDONLY);
+		int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
+		sigset_t none;
 
+		/* The daemon blocks signals for its signalfd; the plugin must not
+		 * inherit that. */
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
 		if (devnull >= 0)
 			dup2(devnull, 0);
 		dup2(pfd[1], 1);
@@ -732,7 +754,7 @@ static int exec_refresh(struct kube_conn *c, bool force, char **err)
 
 	if (!force && e->have && (e->expires == 0 || wall_time() + 10 < e->expires))
 		return 0;
-	r = exec_run(e, c->server, &outp, err);
+	r = exec_run(e, &outp, err);
 	if (r < 0)
 		return r;
 	r = -EINVAL;

@@ -275,9 +275,13 @@ static void test_exec_plugin(void **state)
 		"      command: ./plug\n      args: [one]\n"
 		"      env: [{name: PLUG_EXPIRY, value: '%s'}]\n", "2000-01-01T00:00:00Z");
 
+	/* The kubeconfig's env entry must replace an inherited variable. */
+	setenv("PLUG_EXPIRY", "not-a-date", 1);
 	/* Appends a line per run; prints a token with the configured expiry. */
 	put("plug", "#!/bin/sh\necho run >> \"$(dirname \"$0\")/runs\"\n"
 		    "[ \"$1\" = one ] || exit 3\n"
+		    /* exactly one PLUG_EXPIRY in what execve passed (no duplicates) */
+		    "[ \"$(tr '\\0' '\\n' < /proc/$$/environ | grep -c '^PLUG_EXPIRY=')\" = 1 ] || exit 4\n"
 		    "printf '{\"apiVersion\":\"client.authentication.k8s.io/v1beta1\",\"kind\":\"ExecCredential\","
 		    "\"status\":{\"token\":\"t-%s\",\"expirationTimestamp\":\"%s\"}}' "
 		    "\"$(wc -l < \"$(dirname \"$0\")/runs\")\" \"$PLUG_EXPIRY\"\n", 0755);
@@ -310,6 +314,7 @@ static void test_exec_plugin(void **state)
 	assert_string_equal(c->token, "t-4");
 	kube_conn_free(c);
 	free(yaml);
+	unsetenv("PLUG_EXPIRY");
 	{
 		char *p = xasprintf("%s/runs", dir);
 
