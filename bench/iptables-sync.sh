@@ -26,7 +26,7 @@ trap cleanup EXIT
 wait_lines() {
 	local f=$1 pat=$2 n=$3 i
 	for i in $(seq 600); do
-		[ "$(grep -c -- "$pat" "$f" 2>/dev/null)" -ge "$n" ] && return 0
+		[ "$(grep -c -- "$pat" "$f" 2>/dev/null || true)" -ge "$n" ] 2>/dev/null && return 0
 		sleep 0.1
 	done
 	return 1

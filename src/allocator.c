@@ -354,11 +354,15 @@ int allocator_request(struct allocator *a, const char *key, const struct addr *i
 	struct range *r;
 	uint64_t idx;
 	bool exact;
+	int slot;
 
 	if (holder)
 		*holder = NULL;
 	if (!valid_key(key))
 		return -EINVAL;
+	slot = fam_slot(ip->family);
+	if (slot < 0)
+		return -EAFNOSUPPORT;
 	r = range_for(a, ip, &idx, &exact);
 	if (!r || (exact && reserved_index(r, idx)))
 		return -ERANGE;
@@ -372,8 +376,8 @@ int allocator_request(struct allocator *a, const char *key, const struct addr *i
 	}
 	/* A key holds one address per family: the new one replaces it. */
 	h = strmap_get(&a->by_key, key);
-	if (h && h->ip[fam_slot(ip->family)].family)
-		unhold(a, key, fam_slot(ip->family));
+	if (h && h->ip[slot].family)
+		unhold(a, key, slot);
 	hold(a, key, ip);
 	return 0;
 }

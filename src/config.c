@@ -785,7 +785,7 @@ static int get_string(json_t *v, const struct decode_ctx *ctx, const char *fpath
 
 static int fn_cluster_cidr(struct config *cfg, json_t *v, struct decode_ctx *ctx, const char *fpath, char **err)
 {
-	const char *s;
+	const char *s = NULL;
 	char *who;
 	int rc;
 
@@ -867,7 +867,7 @@ static int fn_feature_gates(struct config *cfg, json_t *v, struct decode_ctx *ct
 
 static int fn_healthz(struct config *cfg, json_t *v, struct decode_ctx *ctx, const char *fpath, char **err)
 {
-	const char *s;
+	const char *s = NULL;
 	int rc;
 
 	if ((rc = get_string(v, ctx, fpath, &s, err)) < 0)
@@ -882,7 +882,7 @@ static int fn_healthz(struct config *cfg, json_t *v, struct decode_ctx *ctx, con
 
 static int fn_metrics(struct config *cfg, json_t *v, struct decode_ctx *ctx, const char *fpath, char **err)
 {
-	const char *s;
+	const char *s = NULL;
 	int rc;
 
 	if ((rc = get_string(v, ctx, fpath, &s, err)) < 0)
@@ -906,7 +906,7 @@ static int fn_oom(struct config *cfg, json_t *v, struct decode_ctx *ctx, const c
 
 static int fn_hostname(struct config *cfg, json_t *v, struct decode_ctx *ctx, const char *fpath, char **err)
 {
-	const char *s;
+	const char *s = NULL;
 	int rc;
 
 	if ((rc = get_string(v, ctx, fpath, &s, err)) < 0)
@@ -1060,7 +1060,7 @@ static int decode_field(struct config *cfg, json_t *v, const struct fdesc *fd, s
 		return 0;
 	switch (fd->kind) {
 	case FK_STR: {
-		const char *s;
+		const char *s = NULL;
 
 		if ((rc = get_string(v, ctx, fpath, &s, err)) < 0)
 			return rc;
