@@ -115,6 +115,7 @@ kp_wait_for 3 test -S "$NOTIFY"
 export NOTIFY_SOCKET="$NOTIFY" WATCHDOG_USEC=2000000 XTABLES_LOCKFILE="$LOCK"
 kp_start_daemon --manifest-dir="$M" --hostname-override=node1 --cluster-cidr=10.244.0.0/16 \
 	--iptables-min-sync-period=200ms --iptables-sync-period=2s \
+	--service-cluster-ip-range=10.0.0.0/24,fd00:10::/112 \
 	--healthz-bind-address=0.0.0.0:10256 --metrics-bind-address=127.0.0.1:10249 -v 2
 unset NOTIFY_SOCKET WATCHDOG_USEC XTABLES_LOCKFILE
 kp_check "initial sync happens" kp_wait_for 10 kp_log_has "Initial sync"
@@ -126,7 +127,7 @@ body() { kp_node curl -s --max-time "${2:-3}" "$1"; }
 metric() { body "$MET/metrics" | awk -v n="$1" '$1 == n {print $2}'; }
 
 kp_check "sd_notify: READY=1 after the first sync" kp_wait_for 3 grep -q "READY=1" "$NOTES"
-kp_check "sd_notify: STATUS= with counts" kp_wait_for 3 grep -q "STATUS=Synced 2 services" "$NOTES"
+kp_check "sd_notify: STATUS= with counts" kp_wait_for 3 grep -q "STATUS=.*2 services" "$NOTES"
 kp_check "sd_notify: WATCHDOG=1 pings" kp_wait_for 3 grep -q "WATCHDOG=1" "$NOTES"
 
 hz=$(body "$H/healthz")
@@ -231,6 +232,52 @@ kp_check "conntrack: the ClusterIP flow's reply now comes from pod2" [ "$(ct_rep
 kp_check "conntrack: no entry left with a reply from pod1" \
 	bash -c "! ip netns exec $KP_NODE conntrack -L -p udp 2>/dev/null | grep -q 'src=10.244.0.11 .*sport=5353'"
 kp_check "log: stale entries deleted" kp_log_has "stale UDP conntrack entries"
+
+# The same over IPv6: pods get fd00:244::1x, the service fd00:10::53.
+ip -n "$KP_NODE" -6 addr add fd00:244::1/64 dev kbr0 nodad
+ip -n "$KP_NODE" -6 route add fd00:10::/112 dev kbr0
+for i in 1 2; do
+	ip -n "${KP_ID}-pod$i" -6 addr add "fd00:244::1$i/64" dev eth0 nodad
+	ip -n "${KP_ID}-pod$i" -6 route add default via fd00:244::1
+	ip netns exec "${KP_ID}-pod$i" socat "UDP6-RECVFROM:5353,reuseaddr,fork" \
+		SYSTEM:"$KP_TMP/answer pod$i udp" >/dev/null 2>&1 &
+	KP_PIDS="$KP_PIDS $!"
+done
+cat >"$M/dns6.yaml" <<'Y'
+apiVersion: v1
+kind: Service
+metadata: {name: dns6, namespace: default}
+spec:
+  clusterIP: fd00:10::53
+  clusterIPs: ["fd00:10::53"]
+  ipFamilies: [IPv6]
+  ports: [{name: dns, protocol: UDP, port: 53, targetPort: 5353}]
+Y
+slice6() {
+	cat <<Y
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {name: dns6-1, namespace: default, labels: {kubernetes.io/service-name: dns6}}
+addressType: IPv6
+ports: [{name: dns, protocol: UDP, port: 5353}]
+endpoints: [{addresses: ["$1"], conditions: {ready: true}, nodeName: node1}]
+Y
+}
+slice6 fd00:244::11 >"$M/dns6-1.yaml.tmp" && mv "$M/dns6-1.yaml.tmp" "$M/dns6-1.yaml"
+udp6_from() {
+	local i a
+	for i in 1 2 3; do
+		a=$(echo ping | ip netns exec "$KP_NODE" socat -T 1 - "UDP6:[$2]:$3,sourceport=$1,reuseaddr" 2>/dev/null | awk '{print $1}')
+		[ -n "$a" ] && break
+	done
+	echo "$a"
+}
+flow6_on() { [ "$(udp6_from 40005 fd00:10::53 53)" = "$1" ]; }
+kp_check "IPv6: UDP flow to the ClusterIP reaches pod1" kp_wait_for 5 flow6_on pod1
+slice6 fd00:244::12 >"$M/dns6-1.yaml.tmp" && mv "$M/dns6-1.yaml.tmp" "$M/dns6-1.yaml"
+kp_check "IPv6: after the endpoint change the same flow is redirected to pod2" kp_wait_for 5 flow6_on pod2
+kp_check "IPv6: conntrack holds no entry with a reply from pod1" \
+	bash -c "! ip netns exec $KP_NODE conntrack -L -f ipv6 -p udp 2>/dev/null | grep -q 'src=fd00:244::11 '"
 
 # ---- 6. a stalled sync makes /healthz and /livez 503, then 200 again ---------
 flock "$LOCK" sleep 30 &
