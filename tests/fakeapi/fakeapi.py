@@ -11,6 +11,7 @@ authentication over TLS.
 Objects are created, changed and deleted, and faults injected, through a
 separate plain-HTTP control port on 127.0.0.1:
   POST /apply   {"resource": "services", "object": {...}, "pad": N}
+                or {"items": [{"resource": ..., "object": ...}, ...]}
   POST /delete  {"resource": "services", "namespace": "ns", "name": "n"}
   POST /fault   {"type": ..., "count": N, ...}   (see FAULTS below)
   POST /compact                      watches/lists from older versions get 410
@@ -21,6 +22,7 @@ separate plain-HTTP control port on 127.0.0.1:
 
 import argparse
 import base64
+import bisect
 import json
 import signal
 import socket
@@ -59,6 +61,7 @@ class State:
         self.compacted = 0
         self.objects = {r: {} for r in RESOURCES}   # resource -> key -> obj
         self.events = []                            # (rv, resource, type, obj)
+        self.event_rvs = []                         # rv of each event (bisect)
         self.faults = {}                            # type -> dict
         self.slow = False
         self.refuse = False
@@ -69,6 +72,33 @@ class State:
         self.open_watches = 0
         self.bookmark_s = bookmark_s
         self.forbid = set()
+
+    def record(self, res, typ, obj):
+        self.events.append((self.rv, res, typ, obj))
+        self.event_rvs.append(self.rv)
+
+    def since(self, rv, res):
+        """Events of resource res after resourceVersion rv."""
+        i = bisect.bisect_right(self.event_rvs, rv)
+        return [(erv, t, o) for erv, r, t, o in self.events[i:] if r == res]
+
+    def apply(self, res, obj, pad=None):
+        g = RESOURCES[res]
+        obj.setdefault("kind", g[1])
+        obj.setdefault("apiVersion", g[4])
+        md = obj.setdefault("metadata", {})
+        if g[2]:
+            md.setdefault("namespace", "default")
+        if pad:
+            md.setdefault("annotations", {})["pad"] = "x" * int(pad)
+        k = key_of(obj)
+        typ = "MODIFIED" if k in self.objects[res] else "ADDED"
+        self.rv += 1
+        md["resourceVersion"] = str(self.rv)
+        md.setdefault("uid", "uid-%d" % self.rv)
+        md.setdefault("creationTimestamp", time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+        self.objects[res][k] = obj
+        self.record(res, typ, obj)
 
     def take(self, name, pred=None):
         """Consumes one count of fault name; returns its dict or None."""
@@ -349,12 +379,10 @@ class Handler(BaseHTTPRequestHandler):
                 self.send_event({"type": typ, "object": o})
             while True:
                 with st.lock:
-                    pending = [(rv, t, o) for rv, res, t, o in st.events
-                               if rv > sent_rv and res == name]
+                    pending = st.since(sent_rv, name)
                     if not pending and st.watch_gen == gen:
                         st.lock.wait(0.2)
-                        pending = [(rv, t, o) for rv, res, t, o in st.events
-                                   if rv > sent_rv and res == name]
+                        pending = st.since(sent_rv, name)
                     action = st.watch_action if st.watch_gen != gen else None
                     cur_rv = st.rv
                 for rv, t, o in pending:
@@ -436,24 +464,9 @@ class Control(BaseHTTPRequestHandler):
             return self.reply(400, {"error": str(e)})
         with st.lock:
             if self.path == "/apply":
-                res = body["resource"]
-                obj = body["object"]
-                g = RESOURCES[res]
-                obj.setdefault("kind", g[1])
-                obj.setdefault("apiVersion", g[4])
-                md = obj.setdefault("metadata", {})
-                if g[2]:
-                    md.setdefault("namespace", "default")
-                if body.get("pad"):
-                    md.setdefault("annotations", {})["pad"] = "x" * int(body["pad"])
-                k = key_of(obj)
-                typ = "MODIFIED" if k in st.objects[res] else "ADDED"
-                st.rv += 1
-                md["resourceVersion"] = str(st.rv)
-                md.setdefault("uid", "uid-%d" % st.rv)
-                md.setdefault("creationTimestamp", time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
-                st.objects[res][k] = obj
-                st.events.append((st.rv, res, typ, obj))
+                # One object, or many at once: {"items": [{"resource", "object"}, ...]}
+                for it in body.get("items") or [body]:
+                    st.apply(it["resource"], it["object"], it.get("pad"))
             elif self.path == "/delete":
                 res = body["resource"]
                 k = (body["namespace"] + "/" if body.get("namespace") else "") + body["name"]
@@ -463,7 +476,7 @@ class Control(BaseHTTPRequestHandler):
                 st.rv += 1
                 obj = json.loads(json.dumps(obj))
                 obj["metadata"]["resourceVersion"] = str(st.rv)
-                st.events.append((st.rv, res, "DELETED", obj))
+                st.record(res, "DELETED", obj)
             elif self.path == "/compact":
                 st.compacted = st.rv
             elif self.path == "/token":
