@@ -792,6 +792,69 @@ static void test_external_traffic_local(void **state)
 	fx_free(f);
 }
 
+/* No endpoints at all: REJECT for every address of the service, in
+ * filter only (upstream's TestNoEndpointsReject). */
+static void test_no_endpoints_reject(void **state)
+{
+	struct fx *f = fx_new();
+	struct service *s = svc_new(f, "ns1", "svc1", SVC_LOAD_BALANCER, "172.30.0.41");
+	char *t;
+	static const char want[] =
+		"-A KUBE-SERVICES -m comment --comment \"ns1/svc1:p80 has no endpoints\" -m tcp -p tcp -d 172.30.0.41 --dport 80 -j REJECT\n"
+		"-A KUBE-EXTERNAL-SERVICES -m comment --comment \"ns1/svc1:p80 has no endpoints\" -m tcp -p tcp -d 192.168.99.11 --dport 80 -j REJECT\n"
+		"-A KUBE-EXTERNAL-SERVICES -m comment --comment \"ns1/svc1:p80 has no endpoints\" -m tcp -p tcp -d 1.2.3.4 --dport 80 -j REJECT\n"
+		"-A KUBE-EXTERNAL-SERVICES -m comment --comment \"ns1/svc1:p80 has no endpoints\" -m addrtype --dst-type LOCAL -m tcp -p tcp --dport 3001 -j REJECT\n";
+
+	(void)state;
+	svc_port(s, "p80", PROTO_TCP, 80, 3001);
+	svc_external_ip(s, "192.168.99.11");
+	svc_lb_ip(s, "1.2.3.4");
+	svc_source_range(s, "203.0.113.0/25");
+	s->etp_local = true;
+	pi_new(f, s, 0);
+	t = build_text(f, AF_INET, NULL, NULL);
+	assert_non_null(strstr(t, want));
+	/* no nat chains of the service, no firewall chain, no NodePort jump */
+	assert_null(strstr(t, "XPGD46QRK7WJZT7O"));
+	assert_null(strstr(t, "-A KUBE-NODEPORTS"));
+	assert_null(strstr(t, "-A KUBE-PROXY-FIREWALL"));
+	free(t);
+	fx_free(f);
+}
+
+/* Session affinity with externalTrafficPolicy Local: affinity rules in both
+ * the SVC and the SVL chain, in upstream's order. */
+static void test_affinity_local(void **state)
+{
+	struct fx *f = fx_new();
+	struct service *s = svc_new(f, "ns2", "svc2", SVC_NODE_PORT, "172.30.0.42");
+	struct svc_port_info *pi;
+	char *t;
+	static const char svl[] =
+		"-A KUBE-SVL-GNZBNJ2PO5MGZ6GT -m comment --comment \"ns2/svc2:p80 -> 10.180.0.2:80\" -m recent --name KUBE-SEP-RS4RBKLTHTF2IUXJ --rcheck --seconds 300 --reap -j KUBE-SEP-RS4RBKLTHTF2IUXJ\n"
+		"-A KUBE-SVL-GNZBNJ2PO5MGZ6GT -m comment --comment \"ns2/svc2:p80 -> 10.180.0.2:80\" -j KUBE-SEP-RS4RBKLTHTF2IUXJ\n";
+	static const char svc[] =
+		"-A KUBE-SVC-GNZBNJ2PO5MGZ6GT -m comment --comment \"ns2/svc2:p80 -> 10.180.0.2:80\" -m recent --name KUBE-SEP-RS4RBKLTHTF2IUXJ --rcheck --seconds 300 --reap -j KUBE-SEP-RS4RBKLTHTF2IUXJ\n"
+		"-A KUBE-SVC-GNZBNJ2PO5MGZ6GT -m comment --comment \"ns2/svc2:p80 -> 10.180.0.3:80\" -m recent --name KUBE-SEP-2GOKER2KF7NAANZN --rcheck --seconds 300 --reap -j KUBE-SEP-2GOKER2KF7NAANZN\n"
+		"-A KUBE-SVC-GNZBNJ2PO5MGZ6GT -m comment --comment \"ns2/svc2:p80 -> 10.180.0.2:80\" -m statistic --mode random --probability 0.5000000000 -j KUBE-SEP-RS4RBKLTHTF2IUXJ\n"
+		"-A KUBE-SVC-GNZBNJ2PO5MGZ6GT -m comment --comment \"ns2/svc2:p80 -> 10.180.0.3:80\" -j KUBE-SEP-2GOKER2KF7NAANZN\n";
+
+	(void)state;
+	s->etp_local = true;
+	s->affinity_client_ip = true;
+	s->affinity_timeout = 300;
+	svc_port(s, "p80", PROTO_TCP, 80, 3001);
+	pi = pi_new(f, s, 0);
+	ep_add(pi, "10.180.0.2", 80, READY | LOCAL);
+	ep_add(pi, "10.180.0.3", 80, READY);
+	t = build_text(f, AF_INET, NULL, NULL);
+	assert_non_null(strstr(t, svl));
+	assert_non_null(strstr(t, svc));
+	assert_line(t, "-A KUBE-SEP-RS4RBKLTHTF2IUXJ -m comment --comment ns2/svc2:p80 -m recent --name KUBE-SEP-RS4RBKLTHTF2IUXJ --set -m tcp -p tcp -j DNAT --to-destination 10.180.0.2:80");
+	free(t);
+	fx_free(f);
+}
+
 /* Source ranges that contain the node IP also admit the LB IPs as sources. */
 static void test_firewall_allows_node(void **state)
 {
@@ -1041,6 +1104,8 @@ int main(void)
 		cmocka_unit_test(test_terminating_fallback),
 		cmocka_unit_test(test_internal_traffic_local),
 		cmocka_unit_test(test_external_traffic_local),
+		cmocka_unit_test(test_no_endpoints_reject),
+		cmocka_unit_test(test_affinity_local),
 		cmocka_unit_test(test_firewall_allows_node),
 		cmocka_unit_test(test_nodeport_addresses),
 		cmocka_unit_test(test_partial_sync),
