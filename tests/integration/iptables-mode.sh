@@ -152,6 +152,35 @@ status:
   loadBalancer: {ingress: [{ip: 203.0.113.30}]}
 $(slice fw-closed-1 fw-closed http 8080 TCP "10.244.0.12;true;demo-node")
 Y
+	cat >"$M/policies.yaml" <<Y
+apiVersion: v1
+kind: Service
+metadata: {name: itp, namespace: default}
+spec:
+  clusterIP: 10.0.0.21
+  internalTrafficPolicy: Local
+  ports: [{name: http, protocol: TCP, port: 80, targetPort: 8080}]
+$(slice itp-1 itp http 8080 TCP "10.244.0.11;true;demo-node 10.244.0.12;true;other-node")
+---
+apiVersion: v1
+kind: Service
+metadata: {name: itp-none, namespace: default}
+spec:
+  clusterIP: 10.0.0.22
+  internalTrafficPolicy: Local
+  ports: [{name: http, protocol: TCP, port: 80, targetPort: 8080}]
+$(slice itp-none-1 itp-none http 8080 TCP "10.244.0.12;true;other-node")
+---
+apiVersion: v1
+kind: Service
+metadata: {name: etp-none, namespace: default}
+spec:
+  type: NodePort
+  clusterIP: 10.0.0.23
+  externalTrafficPolicy: Local
+  ports: [{name: http, protocol: TCP, port: 80, targetPort: 8080, nodePort: 30085}]
+$(slice etp-none-1 etp-none http 8080 TCP "10.244.0.12;true;other-node")
+Y
 	cat >"$M/echo.yaml" <<Y
 apiVersion: v1
 kind: Service
@@ -247,6 +276,13 @@ kp_check "eTP Local NodePort reaches only the local pod3" [ "$(answers "$OUT" 19
 kp_check "eTP Local NodePort keeps the client address" bash -c "ip netns exec $OUT curl -s --max-time 3 http://192.168.77.1:30081/ | grep -q '^pod3 from 192.168.77.2$'"
 kp_check "eTP Local LB IP keeps the client address" bash -c "ip netns exec $OUT curl -s --max-time 3 http://203.0.113.10/ | grep -q '^pod3 from 192.168.77.2$'"
 kp_check "eTP Local ClusterIP still reaches every endpoint" [ "$(answers "$KP_NODE" 10.0.0.12 80 24)" = "pod3 pod4 " ]
+
+# internalTrafficPolicy Local; Local policies without local endpoints DROP.
+kp_check "iTP Local ClusterIP reaches only the local pod1" [ "$(answers "$KP_NODE" 10.0.0.21 80 12)" = "pod1 " ]
+kp_check "iTP Local without local endpoints drops (no answer)" bash -c "! ip netns exec $KP_NODE curl -s --max-time 2 http://10.0.0.22/"
+kp_check "...by a DROP rule in filter KUBE-SERVICES" bash -c "ip netns exec $KP_NODE iptables-legacy -S KUBE-SERVICES | grep -q 'default/itp-none:http has no local endpoints.* -j DROP'"
+kp_check "eTP Local without local endpoints drops outside clients" bash -c "! ip netns exec $OUT curl -s --max-time 2 http://192.168.77.1:30085/"
+kp_check "eTP Local without local endpoints still serves the node itself" [ "$(answers "$KP_NODE" 192.168.77.1 30085 3)" = "pod2 " ]
 
 # loadBalancerSourceRanges
 kp_check "LB source range admits the outside client" [ "$(answers "$OUT" 203.0.113.20 80 3)" = "pod2 " ]
