@@ -357,6 +357,18 @@ kp_check "service works after the flush" [ "$(answers "$KP_NODE" 10.0.0.10 80 4)
 kp_stop_daemon
 kp_check "foreign rules survive restarts" foreign_ok
 
+# Local traffic detection by bridge interface, then --masquerade-all.
+src_seen() { ip netns exec "${KP_ID}-pod3" curl -s --max-time 3 http://10.0.0.10/ | awk '{print $3}'; }
+kp_start_daemon "${ARGS[@]}" --detect-local-mode=BridgeInterface --pod-bridge-interface=kbr0
+kp_check "BridgeInterface: masquerade rule matches ! -i kbr0" kp_wait_for 10 bash -c "ip netns exec $KP_NODE iptables-legacy -t nat -S $SVC_WEB | grep -q -- '! -i kbr0 .*-j KUBE-MARK-MASQ'"
+kp_check "BridgeInterface: pod source address kept" [ "$(src_seen)" = 10.244.0.13 ]
+kp_stop_daemon
+kp_start_daemon "${ARGS[@]}" --masquerade-all
+kp_check "masquerade-all: unconditional masquerade rule" kp_wait_for 10 bash -c "ip netns exec $KP_NODE iptables-legacy -t nat -S $SVC_WEB | grep -q -- '-A $SVC_WEB -d 10.0.0.10/32 -p tcp -m comment --comment \"default/web:http cluster IP\" -m tcp --dport 80 -j KUBE-MARK-MASQ'"
+seen=$(src_seen)
+kp_check "masquerade-all: pod traffic is masqueraded (seen: $seen)" [ "$seen" = 10.244.0.1 ]
+kp_stop_daemon
+
 # --cleanup removes every KUBE- chain (both families) and nothing else.
 kp_node "$KP_BIN" --cleanup --log-file= --state-dir="$KP_TMP/state" >/dev/null 2>&1
 kp_check "--cleanup exits 0" [ $? = 0 ]
