@@ -26,6 +26,7 @@ int conntrack_cleaner_sync(struct conntrack_cleaner *c, const struct proxy_state
 
 /* Entries deleted since creation. */
 unsigned long long conntrack_cleaner_deleted(const struct conntrack_cleaner *c);
+/* Closes the netlink handle and frees c (NULL is fine). */
 void conntrack_cleaner_free(struct conntrack_cleaner *c);
 
 /* Writes the conntrack sysctls the flags ask for (nf_conntrack_max from

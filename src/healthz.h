@@ -16,6 +16,7 @@ struct healthz;
 /* stats is borrowed and read at every request (runner_get_stats gives a
  * pointer that lives as long as the runner). timeout_ms: 2x sync period. */
 struct healthz *healthz_new(const struct runner_stats *stats, unsigned long long timeout_ms);
+/* Frees h (NULL is fine). */
 void healthz_free(struct healthz *h);
 
 /* upstream's nodeEligible (false when the node is being deleted). */

@@ -26,6 +26,7 @@ struct metrics_inputs {
  * (iptables: full/partial histograms, iptables_total, restore failures;
  * ipvs: restore failures). */
 struct metrics *metrics_new(const char *mode_name);
+/* Frees m (NULL is fine). */
 void metrics_free(struct metrics *m);
 
 /* One sync attempt: seconds it took, full or partial, success. now is the

@@ -24,6 +24,7 @@ int sd_notify_stopping(void);
 struct sd_watchdog *sd_watchdog_start(struct loop *l);
 /* Interval between pings in ms (tests). */
 unsigned long long sd_watchdog_interval_ms(const struct sd_watchdog *w);
+/* Stops the pings and frees w (NULL is fine). */
 void sd_watchdog_stop(struct sd_watchdog *w);
 
 #endif

@@ -32,6 +32,7 @@ void svc_health_sync(struct svc_health *sh, const struct proxy_state *ps);
 size_t svc_health_count(const struct svc_health *sh);
 /* Local endpoint count served for "ns/name"; -1 if it has no listener. */
 int svc_health_local_endpoints(const struct svc_health *sh, const char *key);
+/* Closes every listener and frees sh (NULL is fine). */
 void svc_health_free(struct svc_health *sh);
 
 #endif
