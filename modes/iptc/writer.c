@@ -534,12 +534,10 @@ static int apply_once(struct apply_ctx *a, char **err)
 			continue;
 		}
 		user_pos++;
-		if (!is_ours(name))
-			continue;
 		c = table_find_chain(t, name);
 		if (c)
 			a->state[c - t->chains] |= ST_EXISTS;
-		else if (has_prefix(name, a->stale_prefixes))
+		else if (is_ours(name) && has_prefix(name, a->stale_prefixes))
 			names_add(&a->stale, name, user_pos - 1);
 	}
 	for (size_t i = 0; i < t->n_builtin; i++) {
