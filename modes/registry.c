@@ -15,6 +15,9 @@ static const struct proxy_mode *const modes[] = {
 #ifdef ENABLE_IPTABLES
 	&iptables_mode,
 #endif
+#ifdef ENABLE_IPVS
+	&ipvs_mode,
+#endif
 #ifdef ENABLE_USERSPACE
 	&userspace_mode,
 #endif
