@@ -52,6 +52,7 @@ struct allocator {
 	size_t count;             /* addresses held */
 	char *path;
 	bool dirty;
+	bool read_only;           /* --dry-run: load the file, never write it */
 };
 
 static int fam_slot(int family)
@@ -428,6 +429,11 @@ void allocator_prune(struct allocator *a, bool (*keep)(const char *key, void *ar
 	free(drop);
 }
 
+void allocator_set_read_only(struct allocator *a)
+{
+	a->read_only = true;
+}
+
 int allocator_save(struct allocator *a)
 {
 	struct strbuf sb;
@@ -437,7 +443,7 @@ int allocator_save(struct allocator *a)
 	void *v;
 	int r;
 
-	if (!a->path || !a->dirty)
+	if (!a->path || !a->dirty || a->read_only)
 		return 0;
 	lines = xcalloc(a->count ? a->count : 1, sizeof(*lines));
 	for (size_t i = 0; strmap_next(&a->by_key, &i, &k, &v);) {

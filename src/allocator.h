@@ -37,5 +37,8 @@ size_t allocator_count(const struct allocator *a);
 void allocator_prune(struct allocator *a, bool (*keep)(const char *key, void *arg), void *arg);
 /* Writes the state file if anything changed since the last save. 0 or -errno. */
 int allocator_save(struct allocator *a);
+/* From now on allocator_save writes nothing (--dry-run touches nothing):
+ * existing allocations are still honoured, new ones live in memory only. */
+void allocator_set_read_only(struct allocator *a);
 
 #endif

@@ -162,6 +162,8 @@ static int open_sources(struct daemon *d)
 			free(err);
 			return -1;
 		}
+		if (c->dry_run)
+			allocator_set_read_only(d->alloc);
 		d->manifests = manifests_open(c->dry_run ? NULL : d->loop, d->store, d->alloc,
 					      c->manifest_dir, on_source_changed, d, &err);
 		if (!d->manifests) {

@@ -27,6 +27,12 @@ kp_check "bad flag exits non-zero" [ "$rc" -ne 0 ]
 kp_check "bad flag error names the flag" grep -q "masquerade-bit" <<<"$out"
 kp_check "bad flag changed no rules" bash -c "! ip netns exec $KP_NODE iptables-legacy -t nat -S | grep -q KUBE-"
 
+# --dry-run prints rules and touches nothing: no state file, no kernel rules.
+kp_node "$KP_BIN" --dry-run --manifest-dir="$M" --state-dir="$KP_TMP/dry" --log-file= >"$KP_TMP/dry.out" 2>/dev/null
+kp_check "--dry-run prints the service chains" grep -q -- "-A KUBE-SERVICES .*default/web:http cluster IP" "$KP_TMP/dry.out"
+kp_check "--dry-run writes no state" [ ! -e "$KP_TMP/dry" ]
+kp_check "--dry-run writes no rules" bash -c "! ip netns exec $KP_NODE iptables-legacy-save | grep -q KUBE-"
+
 kp_start_daemon --manifest-dir="$M" --hostname-override=demo-node --cluster-cidr=10.244.0.0/16 \
 	--iptables-min-sync-period=200ms --nodeport-addresses=192.168.77.0/24
 kp_check "initial sync happens" kp_wait_for 10 kp_log_has "Initial sync"
