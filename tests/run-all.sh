@@ -19,17 +19,19 @@ rm -rf _build-san && mkdir _build-san
 	exit 1
 }
 
+unit_tests=$(sed -n 's/^UNIT_TESTS *+\?= *//p' Makefile.am | tr '\n' ' ')
+
 echo "=== 2/3 plain build: unit tests under valgrind"
 rm -rf _build-vg && mkdir _build-vg
 (cd _build-vg && ../configure -q --enable-werror && make -j"$jobs" -s &&
-	make -j"$jobs" check TESTS="$(cd "$top" && sed -n 's/^UNIT_TESTS *+\?= *//p' Makefile.am | tr '\n' ' ')" \
+	make -j"$jobs" check TESTS="$unit_tests" \
 		LOG_COMPILER="valgrind --quiet --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite" ) || {
 	find _build-vg -name '*.log' -path '*tests*' -exec grep -l -E '^(not ok|FAIL|ERROR)|==[0-9]+==' {} + |
 		while read -r f; do echo "--- $f"; tail -n 60 "$f"; done
 	exit 1
 }
 
-echo "=== 3/3 make distcheck"
-(cd _build-vg && make -s distcheck DISTCHECK_CONFIGURE_FLAGS=--enable-werror)
+echo "=== 3/3 make distcheck (the tarball builds, installs and passes the unit tests)"
+(cd _build-vg && make -s distcheck DISTCHECK_CONFIGURE_FLAGS=--enable-werror TESTS="$unit_tests")
 
 echo "All test stages passed."
