@@ -39,6 +39,7 @@ struct fam_ops {
 	int (*delete_num)(const char *chain, unsigned num, struct xtc_handle *h);
 	int (*delete_chain)(const char *chain, struct xtc_handle *h);
 	int (*references)(unsigned *ref, const char *chain, struct xtc_handle *h);
+	int (*commit)(struct xtc_handle *h);
 	const char *name;            /* for messages: "iptables" / "ip6tables" */
 };
 
@@ -82,6 +83,12 @@ static int v4_references(unsigned *ref, const char *chain, struct xtc_handle *h)
 	return iptc_get_references(ref, chain, h);
 }
 
+/* Called by name (not through iptc_ops) so tests can wrap it at link time. */
+static int v4_commit(struct xtc_handle *h)
+{
+	return iptc_commit(h);
+}
+
 static const void *v6_first_rule(const char *chain, struct xtc_handle *h)
 {
 	return ip6tc_first_rule(chain, h);
@@ -122,6 +129,11 @@ static int v6_references(unsigned *ref, const char *chain, struct xtc_handle *h)
 	return ip6tc_get_references(ref, chain, h);
 }
 
+static int v6_commit(struct xtc_handle *h)
+{
+	return ip6tc_commit(h);
+}
+
 static const struct fam_ops v4_ops = {
 	.x = &iptc_ops,
 	.first_rule = v4_first_rule,
@@ -132,6 +144,7 @@ static const struct fam_ops v4_ops = {
 	.delete_num = v4_delete_num,
 	.delete_chain = v4_delete_chain,
 	.references = v4_references,
+	.commit = v4_commit,
 	.name = "iptables",
 };
 
@@ -145,6 +158,7 @@ static const struct fam_ops v6_ops = {
 	.delete_num = v6_delete_num,
 	.delete_chain = v6_delete_chain,
 	.references = v6_references,
+	.commit = v6_commit,
 	.name = "ip6tables",
 };
 
@@ -637,7 +651,7 @@ static int apply_once(struct apply_ctx *a, char **err)
 
 	t2 = now_ns();
 	a->st.edit_ns = t2 - t1;
-	if (!ops->x->commit(a->h)) {
+	if (!ops->commit(a->h)) {
 		ret = -(errno ? errno : EIO);
 		if (ret != -EAGAIN)
 			fail(ops, t->table, "commit", NULL, err);
@@ -776,7 +790,7 @@ again:
 	ret = delete_chains(ops, h, table, &doomed, NULL, &skipped, err);
 	if (ret < 0)
 		goto out;
-	if (!ops->x->commit(h)) {
+	if (!ops->commit(h)) {
 		ret = -(errno ? errno : EIO);
 		if (ret == -EAGAIN && tries < MAX_TRIES) {
 			ops->x->free(h);

@@ -96,6 +96,39 @@ for fam in 4 6; do
 	kp_check "v$fam: identical re-apply leaves the tables as they were" \
 		diff -q "$KP_TMP/b$fam.save" "$KP_TMP/b$fam.save2"
 
+	# A commit that loses a race with another iptables user (EAGAIN) is
+	# redone from iptc_init; the other user's chain survives.
+	for t in nat filter; do ipt "$NSA" $fam -t $t -F; ipt "$NSA" $fam -t $t -X; done
+	out=$(KP_IPTC_RACE=1 ip netns exec "$NSA" "$DRV" apply $fam full 2>&1)
+	echo "$out" | sed 's/^/# /'
+	kp_check "v$fam: a commit that races another writer is retried (2 attempts)" \
+		eval 'stat_is "$out" nat attempts 2 && stat_is "$out" filter attempts 1'
+	kp_check "v$fam: the racing writer's chain survives the retry" \
+		eval 'save "$NSA" $fam | grep -qx ":KP-RACE - \[0:0\]"'
+	kp_check "v$fam: kernel entries equal the want after the retried apply" \
+		ip netns exec "$NSA" "$DRV" compare $fam full
+	ipt "$NSA" $fam -t nat -X KP-RACE
+
+	# The xtables lock: a short holder is waited for, a long one is not.
+	if [ $fam = 4 ] && command -v flock >/dev/null; then
+		flock "$XTABLES_LOCKFILE" sleep 1 &
+		sleep 0.2
+		out=$(ip netns exec "$NSA" "$DRV" apply $fam full 2>&1)
+		kp_check "v$fam: apply waits for a short xtables lock holder" test $? = 0
+		wait
+		flock "$XTABLES_LOCKFILE" sleep 8 &
+		sleep 0.2
+		t0=$(date +%s)
+		out=$(ip netns exec "$NSA" "$DRV" apply $fam full 2>&1)
+		rc=$?
+		t1=$(date +%s)
+		echo "$out" | sed 's/^/# /'
+		kp_check "v$fam: apply gives up after ~5 s when the xtables lock stays taken" \
+			eval '[ $rc != 0 ] && [ $((t1 - t0)) -ge 4 ] && [ $((t1 - t0)) -le 7 ] &&
+			      echo "$out" | grep -q "holding the xtables lock"'
+		wait
+	fi
+
 	# 2. foreign chains and rules in C, then apply / re-apply / partial / remove.
 	ipt "$NSC" $fam -t nat -N FOREIGN
 	ipt "$NSC" $fam -t nat -A FOREIGN -j RETURN

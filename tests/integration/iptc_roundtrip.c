@@ -8,8 +8,15 @@
  *   iptc_roundtrip list    4|6 TABLE PREFIX      iptc_list_chains
  *
  * VARIANT "full" uses every rule item and target kind; "v2" is "full"
- * after a partial sync: some chains kept, one changed, one service gone. */
+ * after a partial sync: some chains kept, one changed, one service gone.
+ *
+ * The driver is linked with --wrap=iptc_commit/ip6tc_commit: with
+ * KP_IPTC_RACE=1 in the environment, the first commit of the process is
+ * preceded by another writer adding a chain (iptables-legacy -N KP-RACE,
+ * bypassing our lock), so the kernel refuses the commit with EAGAIN and
+ * the writer must start over. */
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +27,42 @@
 #include "modes/iptc/encode.h"
 #include "modes/iptc/rule.h"
 #include "modes/iptc/writer.h"
+
+int __real_iptc_commit(struct xtc_handle *h);
+int __wrap_iptc_commit(struct xtc_handle *h);
+int __real_ip6tc_commit(struct xtc_handle *h);
+int __wrap_ip6tc_commit(struct xtc_handle *h);
+
+static bool raced;
+
+/* Another iptables user changes the table between our init and commit. */
+static void race(const char *cmd)
+{
+	const char *on = getenv("KP_IPTC_RACE");
+	char *line;
+
+	if (raced || !on || strcmp(on, "1") != 0)
+		return;
+	raced = true;
+	/* a lock file of its own: ours is held by the writer right now */
+	line = xasprintf("XTABLES_LOCKFILE=%s.race %s -t nat -N KP-RACE",
+			 getenv("XTABLES_LOCKFILE") ? getenv("XTABLES_LOCKFILE") : "/run/xtables.lock", cmd);
+	if (system(line) != 0)
+		fprintf(stderr, "race: %s failed\n", line);
+	free(line);
+}
+
+int __wrap_iptc_commit(struct xtc_handle *h)
+{
+	race("iptables-legacy");
+	return __real_iptc_commit(h);
+}
+
+int __wrap_ip6tc_commit(struct xtc_handle *h)
+{
+	race("ip6tables-legacy");
+	return __real_ip6tc_commit(h);
+}
 
 static const char *const stale_prefixes[] = { "KUBE-SVC-", "KUBE-SEP-", "KUBE-EXT-", NULL };
 
