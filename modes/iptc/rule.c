@@ -45,6 +45,7 @@ static void index_rebuild(struct table_want *t, size_t nslots)
 		index_put(ix, t->chains, i);
 }
 
+/* Empties t for one table (name not copied: a literal) of one family. */
 void table_want_init(struct table_want *t, const char *table, uint8_t family)
 {
 	memset(t, 0, sizeof(*t));
@@ -52,6 +53,7 @@ void table_want_init(struct table_want *t, const char *table, uint8_t family)
 	t->family = family;
 }
 
+/* Frees every chain, rule and the index of t; t can be reused after init. */
 void table_want_free(struct table_want *t)
 {
 	for (size_t i = 0; i < t->n_chains; i++)
@@ -69,6 +71,7 @@ void table_want_free(struct table_want *t)
 	t->n_chains = t->cap_chains = t->n_builtin = t->cap_builtin = 0;
 }
 
+/* Hash lookup of one of our chains by name; NULL when absent. */
 struct chain *table_find_chain(const struct table_want *t, const char *name)
 {
 	const struct chain_index *ix = t->index;
@@ -93,6 +96,7 @@ static void chain_init(struct chain *c, const char *name)
 	snprintf(c->name, sizeof(c->name), "%s", name);
 }
 
+/* The chain called name, added (empty) if missing. */
 struct chain *table_chain(struct table_want *t, const char *name)
 {
 	struct chain *c = table_find_chain(t, name);
@@ -113,6 +117,7 @@ struct chain *table_chain(struct table_want *t, const char *name)
 	return c;
 }
 
+/* A new jump rule for built-in chain builtin, after the earlier ones. */
 struct rule *table_builtin_rule(struct table_want *t, const char *builtin)
 {
 	struct chain *c = NULL;
@@ -135,6 +140,7 @@ struct rule *table_builtin_rule(struct table_want *t, const char *builtin)
 	return chain_append(c);
 }
 
+/* A new empty rule at the end of c, owned by c. */
 struct rule *chain_append(struct chain *c)
 {
 	struct rule *r;
@@ -163,6 +169,7 @@ static struct rule_item *add_item(struct rule *r, enum rule_item_kind kind, bool
 	return it;
 }
 
+/* Builders: each appends one item to r in argument order; strings are copied. */
 void rule_comment(struct rule *r, const char *text)
 {
 	add_item(r, RI_COMMENT, false)->text = xstrdup(text);
@@ -286,6 +293,7 @@ void rule_set(struct rule *r, const char *set_name, const char *flags, bool neg)
 	add_item(r, RI_SET, neg)->text = xasprintf("%s %s", set_name, flags);
 }
 
+/* Targets: each sets r's (single) target, replacing an earlier one. */
 void rule_jump(struct rule *r, const char *chain)
 {
 	r->target = RT_JUMP;
@@ -517,6 +525,7 @@ static void render_target(const struct rule *r, struct strbuf *sb)
 	}
 }
 
+/* "-A chain <items> <target>\n" appended to sb. */
 void rule_render(const struct rule *r, const char *chain, struct strbuf *sb)
 {
 	sb_puts(sb, "-A ");
@@ -527,6 +536,7 @@ void rule_render(const struct rule *r, const char *chain, struct strbuf *sb)
 	sb_putc(sb, '\n');
 }
 
+/* t in iptables-restore format appended to sb (see rule.h). */
 void table_render(const struct table_want *t, struct strbuf *sb)
 {
 	sb_printf(sb, "*%s\n", t->table);
@@ -547,6 +557,7 @@ void table_render(const struct table_want *t, struct strbuf *sb)
 	sb_puts(sb, "COMMIT\n");
 }
 
+/* Frees r's items and their strings; r itself belongs to its chain. */
 void rule_free(struct rule *r)
 {
 	for (size_t i = 0; i < r->n_items; i++)
@@ -556,6 +567,7 @@ void rule_free(struct rule *r)
 	r->n_items = r->cap_items = 0;
 }
 
+/* Frees c's rules; c itself belongs to its table. */
 void chain_free(struct chain *c)
 {
 	for (size_t i = 0; i < c->n_rules; i++)

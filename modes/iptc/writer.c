@@ -339,6 +339,15 @@ struct apply_ctx {
 	struct apply_stats st;
 };
 
+static int encode_err(int ret, const char *chain, size_t rule, char **err)
+{
+	char *inner = *err;
+
+	*err = xasprintf("chain %s rule %zu: %s", chain, rule + 1, inner ? inner : "encoding failed");
+	free(inner);
+	return ret;
+}
+
 /* Does the chain's current content equal c's rules? */
 static int chain_equal(struct apply_ctx *a, const struct chain *c, bool *equal, char **err)
 {
@@ -355,21 +364,12 @@ static int chain_equal(struct apply_ctx *a, const struct chain *c, bool *equal, 
 			return 0;
 		ret = rule_encode(&a->enc, &c->rules[i], &mine, &len, err);
 		if (ret < 0)
-			return ret;
+			return encode_err(ret, c->name, i, err);
 		if (!rule_entry_equal(a->t->family, mine, e, a->ops->get_target(e, a->h)))
 			return 0;
 	}
 	*equal = i == c->n_rules;
 	return 0;
-}
-
-static int encode_err(int ret, const char *chain, size_t rule, char **err)
-{
-	char *inner = *err;
-
-	*err = xasprintf("chain %s rule %zu: %s", chain, rule + 1, inner ? inner : "encoding failed");
-	free(inner);
-	return ret;
 }
 
 static int fill_chain(struct apply_ctx *a, const struct chain *c, char **err)
@@ -575,10 +575,8 @@ static int apply_once(struct apply_ctx *a, char **err)
 			continue;
 		}
 		ret = chain_equal(a, c, &same, err);
-		if (ret < 0) {
-			ret = encode_err(ret, c->name, 0, err);
+		if (ret < 0)
 			goto out;
-		}
 		if (same) {
 			a->st.chains_unchanged++;
 			continue;
@@ -665,6 +663,8 @@ out:
 	return ret;
 }
 
+/* Lock, then apply_once until it commits or fails otherwise than with
+ * EAGAIN (another writer committed in between), at most 5 times. */
 int iptc_apply(const struct table_want *t, const char *const *stale_prefixes,
 	       struct apply_stats *stats, char **err)
 {
@@ -721,6 +721,7 @@ static bool table_missing(int e)
 	return e == ENOENT || e == EINVAL || e == ENOPROTOOPT;
 }
 
+/* Jumps from built-in chains into prefix chains go, then the chains. */
 int iptc_remove_chains(const char *table, uint8_t family, const char *const *prefixes, char **err)
 {
 	const struct fam_ops *ops = fam_ops(family);
@@ -814,6 +815,7 @@ out:
 	return ret;
 }
 
+/* Read-only: no lock, no commit. */
 int iptc_list_chains(const char *table, uint8_t family, const char *prefix, char ***names, size_t *n)
 {
 	const struct fam_ops *ops = fam_ops(family);
