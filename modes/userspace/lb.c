@@ -1,8 +1,6 @@
 /* Userspace mode, pure logic: round robin with ClientIP affinity, the
  * proxy port range syntax, deadline queues and sockaddr conversion. No
  * I/O here, so the unit tests can drive it directly. */
-#include "config.h"
-
 #include <errno.h>
 #include <limits.h>
 #include <netinet/in.h>

@@ -1,7 +1,5 @@
 /* Userspace mode: one listening socket per service port (the "proxy
  * port"), taken from --proxy-port-range or chosen by the kernel. */
-#include "config.h"
-
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdlib.h>

@@ -13,8 +13,6 @@
  * and replies would leave from another address), hence DNAT to the node
  * address there, as upstream. With a specific --bind-address, container
  * traffic is DNATed to that address instead of REDIRECTed. */
-#include "config.h"
-
 #include <errno.h>
 #include <ifaddrs.h>
 #include <net/if.h>

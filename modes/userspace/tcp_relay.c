@@ -9,8 +9,6 @@
  * the rest). EOF on one side becomes shutdown(SHUT_WR) on the other; the
  * connection ends when both directions have ended, or at the first
  * error (then both peers get a reset). */
-#include "config.h"
-
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>

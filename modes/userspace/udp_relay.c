@@ -5,8 +5,6 @@
  * client's datagram had after REDIRECT/DNAT, so conntrack's reverse NAT
  * turns it back into the service address the client used. An
  * association ends after --udp-timeout without traffic either way. */
-#include "config.h"
-
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdlib.h>

@@ -3,8 +3,6 @@
  * epoll loop. Each service port (per IP family) gets a proxy port on the
  * node; portal rules send its traffic there; TCP and UDP are relayed to
  * the endpoints by this process. See us.h for the pieces. */
-#include "config.h"
-
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>

@@ -125,7 +125,7 @@ kp_check "dry-run changed no rules" bash -c "! ip netns exec $KP_NODE iptables-l
 kp_node iptables-legacy -t nat -N FOREIGN
 kp_node iptables-legacy -t nat -A PREROUTING -p tcp --dport 1 -j FOREIGN
 
-kp_start_daemon --proxy-mode=userspace -v=2 --manifest-dir="$M" --hostname-override=demo-node \
+kp_start_daemon --proxy-mode=userspace --v=2 --manifest-dir="$M" --hostname-override=demo-node \
 	--iptables-min-sync-period=200ms --proxy-port-range=40000-40099
 kp_check "initial sync happens" kp_wait_for 10 kp_log_has "Initial sync"
 kp_check "log: Using userspace Proxier" kp_log_has "Using userspace Proxier"
