@@ -263,6 +263,7 @@ static void build_nat(struct table_want *t, const struct fam *f, bool v2)
 
 	/* ipset matches (ipvs mode); sets are created by the test script. */
 	c = table_chain(t, "KUBE-IPVS-TEST");
+	c->keep = v2;      /* the test deletes it first: keep must recreate it */
 	r = chain_append(c);
 	rule_comment(r, "Kubernetes service cluster ip + port for masquerade purpose");
 	rule_set(r, f->v6 ? "KUBE-TEST-SET6" : "KUBE-TEST-SET", "dst,dst", false);
