@@ -563,6 +563,19 @@ static int apply_once(struct apply_ctx *a, char **err)
 		}
 	}
 
+	/* A missing chain marked keep is recreated from its rules; if the
+	 * caller gave none (it skipped generating them), creating it empty
+	 * could blackhole its service until the next full sync. Refuse before
+	 * any change; the caller retries with a full sync. */
+	for (size_t i = 0; i < t->n_chains; i++) {
+		if (t->chains[i].keep && !t->chains[i].n_rules && !(a->state[i] & ST_EXISTS)) {
+			*err = xasprintf("%s: chain %s to keep is missing (flushed by someone?)",
+					 t->table, t->chains[i].name);
+			ret = -ESTALE;
+			goto out;
+		}
+	}
+
 	/* Existing chains of ours: unchanged ones stay, others are flushed. */
 	for (size_t i = 0; i < t->n_chains; i++) {
 		const struct chain *c = &t->chains[i];

@@ -21,7 +21,9 @@ struct apply_stats {
 
 /* Makes the table match t:
  *  - every chain in t exists with exactly its rules (a chain with keep set
- *    is left alone if present);
+ *    is left alone if present, recreated from its rules if missing, and
+ *    if it is missing and has no rules the call fails with -ESTALE before
+ *    changing anything, so the caller can retry with a full sync);
  *  - KUBE-* chains that are not in t and whose name starts with one of the
  *    stale_prefixes (NULL-terminated, e.g. "KUBE-SVC-", "KUBE-SEP-") are
  *    deleted; other KUBE-* chains (another mode's) are left alone;

@@ -87,6 +87,14 @@ rm "$M/shop.json"
 kp_check "removed service releases its ClusterIP" kp_wait_for 3 no_alloc default/shop
 kp_check "removed service's rules are gone" kp_wait_for 3 bash -c "! ip netns exec $KP_NODE iptables-legacy -t nat -S | grep -q 'default/shop:http'"
 
+# Someone flushes the nat table (mangle's canary survives): the next partial
+# sync finds its kept chains gone and falls back to a full sync.
+kp_node iptables-legacy -t nat -F
+kp_node iptables-legacy -t nat -X
+sed -i 's/10.244.0.13/10.244.0.11/' "$M/api.yaml"
+kp_check "after a nat flush, the changed service is back" kp_wait_for 5 bash -c "ip netns exec $KP_NODE curl -s --max-time 1 http://$api:81/ | grep -q pod1"
+kp_check "after a nat flush, unchanged services are back too" [ "$(answers "$KP_NODE" "$web" 80 3)" = "pod3 " ]
+
 # SIGUSR1 reopens the log after rotation.
 mv "$KP_TMP/kube-proxy.log" "$KP_TMP/kube-proxy.log.1"
 kill -USR1 "$KP_DAEMON"
