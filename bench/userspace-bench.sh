@@ -29,8 +29,14 @@ TOOL="$KP_TMP/us_bench_tool"
 cc -O2 -pthread -o "$TOOL" "$KP_SRCDIR/bench/us_bench_tool.c" || exit 1
 kp_topology 1
 OUT="${KP_ID}-out"
-ip netns exec "${KP_ID}-pod1" "$TOOL" serve 9000 >/dev/null 2>&1 &
-KP_PIDS="$KP_PIDS $!"
+# Two listeners: "direct" uses 9001 so that its connections never share a
+# 4-tuple with the DNAT runs' (the client's TCP timestamp offset depends
+# on the destination it dialed; a reused tuple in TIME_WAIT with another
+# offset fails PAWS and costs a 1 s SYN retransmit).
+for port in 9000 9001; do
+	ip netns exec "${KP_ID}-pod1" "$TOOL" serve $port >/dev/null 2>&1 &
+	KP_PIDS="$KP_PIDS $!"
+done
 M="$KP_TMP/manifests"
 mkdir -p "$M"
 cat >"$M/bench.yaml" <<'Y'
@@ -104,7 +110,7 @@ stop_daemon() {
 }
 
 kp_log "bulk: best of $REPS x $BULK_MB MB each way; rate: $RATE_S s, $RATE_THREADS threads; $(nproc) CPUs"
-measure direct 10.244.0.11 9000
+measure direct 10.244.0.11 9001
 
 # Kernel path, twice: the daemon's iptables mode, and one hand-written
 # DNAT rule (the bare minimum kernel NAT path, as a control).

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -30,7 +31,7 @@
 #endif
 
 #define BUF_SIZE (64 * 1024)
-#define PIPE_SIZE (256 * 1024)
+#define PIPE_SIZE (1024 * 1024)  /* the default pipe-max-size; else 256 KiB */
 #define ROUNDS 32
 #define ACCEPTS_PER_WAKEUP 64
 
@@ -102,12 +103,23 @@ static void close_rst(int fd)
 	close(fd);
 }
 
-static void dir_fini(struct dir *d)
+/* Gives an empty pipe back to the pool (short connections would
+ * otherwise pay pipe2 + F_SETPIPE_SZ twice each), or closes it. */
+static void dir_fini(struct us_ctx *ctx, struct dir *d)
 {
-	if (d->pipe[0] >= 0)
-		close(d->pipe[0]);
-	if (d->pipe[1] >= 0)
-		close(d->pipe[1]);
+	int queued = -1;
+
+	if (d->pipe[0] >= 0) {
+		if (!d->pending && ctx->n_pipe_pool < ARRAY_SIZE(ctx->pipe_pool) &&
+		    ioctl(d->pipe[0], FIONREAD, &queued) == 0 && queued == 0) {
+			ctx->pipe_pool[ctx->n_pipe_pool][0] = d->pipe[0];
+			ctx->pipe_pool[ctx->n_pipe_pool][1] = d->pipe[1];
+			ctx->n_pipe_pool++;
+		} else {
+			close(d->pipe[0]);
+			close(d->pipe[1]);
+		}
+	}
 	d->pipe[0] = d->pipe[1] = -1;
 	free_and_null(&d->buf);
 }
@@ -142,8 +154,8 @@ static void conn_free(struct tcp_conn *c, bool rst)
 		else
 			close(c->be.fd);
 	}
-	dir_fini(&c->c2b);
-	dir_fini(&c->b2c);
+	dir_fini(c->ctx, &c->c2b);
+	dir_fini(c->ctx, &c->b2c);
 	p->n_conns--;
 	free(c);
 	us_port_put(p);
@@ -171,13 +183,25 @@ void us_rearm(struct us_ctx *ctx, struct dqueue *q, struct loop_timer *t, unsign
 
 static int dir_setup(struct tcp_conn *c, struct dir *d)
 {
+	struct us_ctx *ctx = c->ctx;
+
 	d->pipe[0] = d->pipe[1] = -1;
+	if (use_splice() && ctx->n_pipe_pool) {
+		ctx->n_pipe_pool--;
+		d->pipe[0] = ctx->pipe_pool[ctx->n_pipe_pool][0];
+		d->pipe[1] = ctx->pipe_pool[ctx->n_pipe_pool][1];
+		c->pipe_cap = ctx->pipe_cap;
+		return 0;
+	}
 	if (use_splice() && pipe2(d->pipe, O_NONBLOCK | O_CLOEXEC) == 0) {
 		int sz;
 
-		fcntl(d->pipe[1], F_SETPIPE_SZ, PIPE_SIZE);
+		if (fcntl(d->pipe[1], F_SETPIPE_SZ, PIPE_SIZE) < 0)
+			fcntl(d->pipe[1], F_SETPIPE_SZ, 256 * 1024);
 		sz = fcntl(d->pipe[1], F_GETPIPE_SZ);
 		c->pipe_cap = sz > 0 ? (size_t)sz : 65536;
+		/* Every pipe gets the same size, pooled ones included. */
+		ctx->pipe_cap = c->pipe_cap;
 		return 0;
 	}
 	d->pipe[0] = d->pipe[1] = -1;
@@ -523,4 +547,9 @@ void tcp_close_all(struct us_ctx *ctx)
 {
 	while (!dlist_empty(&ctx->conns))
 		conn_free(us_container_of(ctx->conns.next, struct tcp_conn, link), false);
+	while (ctx->n_pipe_pool) {
+		ctx->n_pipe_pool--;
+		close(ctx->pipe_pool[ctx->n_pipe_pool][0]);
+		close(ctx->pipe_pool[ctx->n_pipe_pool][1]);
+	}
 }

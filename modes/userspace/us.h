@@ -207,6 +207,9 @@ struct us_ctx {
 	uint8_t *udp_buf;             /* one datagram */
 	struct dlist conns;           /* every live TCP connection */
 	struct loop_timer *resume_timer; /* resumes paused listeners */
+	int pipe_pool[64][2];         /* empty splice pipes kept for reuse */
+	size_t n_pipe_pool;
+	size_t pipe_cap;              /* size of the pooled pipes */
 	unsigned gen;                 /* sync generation (stale port sweep) */
 };
 
@@ -259,7 +262,7 @@ bool us_port_log_ok(struct us_port *p, unsigned long long *last);
 /* tcp_relay.c */
 void tcp_on_accept(struct loop *l, int fd, uint32_t events, void *arg);
 void tcp_connect_timer(struct loop *l, struct loop_timer *t, void *arg);
-/* Ends every TCP connection (daemon shutdown). */
+/* Ends every TCP connection and closes the pipe pool (daemon shutdown). */
 void tcp_close_all(struct us_ctx *ctx);
 /* Rearms the connect timer for the earliest deadline. */
 void us_rearm(struct us_ctx *ctx, struct dqueue *q, struct loop_timer *t,
