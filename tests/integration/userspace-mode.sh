@@ -1,11 +1,11 @@
 #!/bin/bash
 # --proxy-mode=userspace with real packets, in network namespaces made
 # here: ClusterIP, NodePort and externalIP over TCP and UDP from the node
-# and from an outside namespace; session affinity; 100 MB both ways
+# and from an outside namespace; IPv6 ClusterIP; session affinity; 100 MB both ways
 # (sha256); half-close; a refusing endpoint is skipped; established
 # connections survive endpoint removal; a removed service closes its
-# listener and portals; the per-port connection cap; --dry-run and
-# --cleanup.
+# listener and portals; the per-port connection cap; fd exhaustion;
+# --dry-run and --cleanup.
 . "$(dirname "$0")/lib.sh"
 kp_require_root
 [ -x "$KP_BIN" ] || kp_skip "no kube-proxy binary at $KP_BIN"
@@ -111,14 +111,44 @@ Y
 }
 echo_svc 10.244.0.13 >"$M/echo.yaml"
 
+# IPv6: the node's bridge and pod1 get addresses; a v6-only service.
+ip -n "$KP_NODE" -6 addr add fd00:244::1/64 dev kbr0 nodad
+ip -n "$P1" -6 addr add fd00:244::11/64 dev eth0 nodad
+ip -n "$P1" -6 route add default via fd00:244::1
+ip -n "$KP_NODE" -6 route add fd00:10::/120 dev kbr0
+kp_node sysctl -qw net.ipv6.conf.all.forwarding=1
+bg ip netns exec "$P1" socat TCP6-LISTEN:8080,ipv6only=1,reuseaddr,fork SYSTEM:"echo v6pod"
+bg ip netns exec "$P1" socat UDP6-RECVFROM:5353,ipv6only=1,reuseaddr,fork SYSTEM:"echo v6udp"
+{
+	cat <<'Y'
+apiVersion: v1
+kind: Service
+metadata: {name: web6, namespace: default}
+spec:
+  clusterIP: fd00:10::10
+  ipFamilies: [IPv6]
+  ports: [{name: http, protocol: TCP, port: 80}, {name: dns, protocol: UDP, port: 53}]
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {name: web6-1, namespace: default, labels: {kubernetes.io/service-name: web6}}
+addressType: IPv6
+ports: [{name: http, protocol: TCP, port: 8080}, {name: dns, protocol: UDP, port: 5353}]
+endpoints:
+- addresses: ["fd00:244::11"]
+  conditions: {ready: true}
+Y
+} >"$M/v6.yaml"
+RANGE=--service-cluster-ip-range=10.0.0.0/24,fd00:10::/120
+
 # --dry-run prints the portals without touching anything.
 dry=$(kp_node "$KP_BIN" --proxy-mode=userspace --dry-run --manifest-dir="$M" --log-file= \
-	--state-dir="$KP_TMP/state" --hostname-override=demo-node 2>/dev/null)
+	--state-dir="$KP_TMP/state" --hostname-override=demo-node "$RANGE" 2>/dev/null)
 kp_check "dry-run: REDIRECT portal for the ClusterIP" \
 	grep -qE -- '-A KUBE-PORTALS-CONTAINER -m comment --comment default/web:http -m tcp -p tcp -d 10.0.0.10 --dport 80 -j REDIRECT --to-ports [0-9]+' <<<"$dry"
 kp_check "dry-run: DNAT host portal" \
 	grep -qE -- '-A KUBE-PORTALS-HOST .* -d 10.0.0.10 --dport 80 -j DNAT --to-destination [0-9.]+:[0-9]+' <<<"$dry"
-kp_check "dry-run: one comment line per listener" [ "$(grep -c '^# listener' <<<"$dry")" = 8 ]
+kp_check "dry-run: one comment line per listener" [ "$(grep -c '^# listener' <<<"$dry")" = 10 ]
 kp_check "dry-run changed no rules" bash -c "! ip netns exec $KP_NODE iptables-legacy -t nat -S | grep -q KUBE-"
 
 # A foreign rule that must survive syncs and --cleanup.
@@ -126,7 +156,7 @@ kp_node iptables-legacy -t nat -N FOREIGN
 kp_node iptables-legacy -t nat -A PREROUTING -p tcp --dport 1 -j FOREIGN
 
 kp_start_daemon --proxy-mode=userspace --v=2 --manifest-dir="$M" --hostname-override=demo-node \
-	--iptables-min-sync-period=200ms --proxy-port-range=40000-40099
+	--iptables-min-sync-period=200ms --proxy-port-range=40000-40099 "$RANGE"
 kp_check "initial sync happens" kp_wait_for 10 kp_log_has "Initial sync"
 kp_check "log: Using userspace Proxier" kp_log_has "Using userspace Proxier"
 kp_check "log: proxying line per service port" kp_log_has 'Proxying for service "default/web:http" on TCP port 400'
@@ -171,6 +201,12 @@ kp_check "UDP association socket exists while in use" \
 	bash -c "[ \$(ip netns exec $KP_NODE ss -uan | grep -c ':5353 ') -ge 1 ]"
 kp_check "UDP associations expire after --udp-timeout" \
 	kp_wait_for 3 bash -c "[ \$(ip netns exec $KP_NODE ss -uan | grep -c ':5353 ') -eq 0 ]"
+
+kp_check "IPv6: ip6tables REDIRECT portal" \
+	bash -c "ip netns exec $KP_NODE ip6tables-legacy -t nat -S KUBE-PORTALS-CONTAINER | grep -q 'fd00:10::10/128.*REDIRECT'"
+kp_check "IPv6 TCP ClusterIP from the node" bash -c "[ \"\$(ip netns exec $KP_NODE socat -T2 - 'TCP6:[fd00:10::10]:80' </dev/null)\" = v6pod ]"
+kp_check "IPv6 TCP ClusterIP from a pod" bash -c "[ \"\$(ip netns exec $P1 socat -T2 - 'TCP6:[fd00:10::10]:80' </dev/null)\" = v6pod ]"
+kp_check "IPv6 UDP ClusterIP from the node" bash -c "[ \"\$(echo x | ip netns exec $KP_NODE socat -T2 - 'UDP6:[fd00:10::10]:53')\" = v6udp ]"
 
 n=$(answers "$KP_NODE" 10.0.0.20 80 10); o=$(answers "$OUT" 10.0.0.20 80 10)
 kp_check "ClientIP affinity: node sticks to one pod ($n)" [ "$(wc -w <<<"$n")" = 1 ]
@@ -229,7 +265,7 @@ kp_check "daemon exits cleanly on SIGTERM" [ "$KP_DAEMON_RC" = 0 ]
 
 # The per-port connection cap, with a cap of 2.
 KUBE_PROXY_USERSPACE_MAX_CONNS=2 kp_start_daemon --proxy-mode=userspace --manifest-dir="$M" \
-	--hostname-override=demo-node --iptables-min-sync-period=200ms
+	--hostname-override=demo-node --iptables-min-sync-period=200ms "$RANGE"
 kp_wait_for 10 kp_log_has "at most 2 connections"
 cat >"$KP_TMP/hold.sh" <<'EOS'
 exec 3<>/dev/tcp/10.0.0.10/80 || exit 1
@@ -249,7 +285,7 @@ kp_stop_daemon
 # carry, keep running, and serve again once they are gone.
 ip netns exec "$KP_NODE" prlimit --nofile=48:48 "$KP_BIN" --log-file="$KP_TMP/fd.log" \
 	--state-dir="$KP_TMP/state" --proxy-mode=userspace --manifest-dir="$M" \
-	--hostname-override=demo-node >"$KP_TMP/fd.out" 2>&1 &
+	--hostname-override=demo-node "$RANGE" >"$KP_TMP/fd.out" 2>&1 &
 KP_DAEMON=$!; KP_PIDS="$KP_PIDS $KP_DAEMON"
 kp_wait_for 10 grep -q "Initial sync" "$KP_TMP/fd.log"
 HP=""
