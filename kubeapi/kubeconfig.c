@@ -37,8 +37,12 @@ struct kube_exec {
 
 static void blob_free(struct kube_blob *b)
 {
+	if (b->data)
+		explicit_bzero(b->data, b->len);
 	free(b->data);
+	free(b->path);
 	b->data = NULL;
+	b->path = NULL;
 	b->len = 0;
 }
 
@@ -237,10 +241,13 @@ static int get_pem(struct ctx *x, const json_t *obj, const char *key, const char
 		char *path = resolve_path(x->dir, file);
 
 		r = read_file(path, &out->data, &out->len);
-		if (r < 0)
+		if (r < 0) {
 			*x->err = xasprintf("%s: %s.%s: cannot read %s: %s", x->origin, where, key,
 					    path, strerror(-r));
-		free(path);
+			free(path);
+		} else {
+			out->path = path;
+		}
 	}
 out:
 	free(dkey);
@@ -558,10 +565,11 @@ int kube_conn_incluster(const char *sa_dir, struct kube_conn **out, char **err)
 		*err = xasprintf("in-cluster config: cannot read %s: %s", ca, strerror(-r));
 		goto fail;
 	}
+	c->ca.path = ca;
+	ca = NULL;
 	r = kube_conn_refresh(c, true, err);
 	if (r < 0)
 		goto fail;
-	free(ca);
 	*out = c;
 	return 0;
 fail:
@@ -815,13 +823,49 @@ out:
 	return r;
 }
 
+/* Re-reads a file-based blob; keeps the old content when the file cannot
+ * be read (it may be mid-rotation). */
+static void reload_blob(struct kube_conn *c, struct kube_blob *b, const char *what)
+{
+	char *data;
+	size_t len;
+	int r;
+
+	if (!b->path)
+		return;
+	r = read_file(b->path, &data, &len);
+	if (r < 0) {
+		log_warn("%s: cannot re-read %s %s: %s; keeping the loaded one", c->origin, what,
+			 b->path, strerror(-r));
+		return;
+	}
+	if (len == b->len && !memcmp(data, b->data, len)) {
+		explicit_bzero(data, len);
+		free(data);
+		return;
+	}
+	explicit_bzero(b->data, b->len);
+	free(b->data);
+	b->data = data;
+	b->len = len;
+	log_info("%s: reloaded %s from %s", c->origin, what, b->path);
+}
+
 int kube_conn_refresh(struct kube_conn *c, bool force, char **err)
 {
+	bool due = force || !c->token_read_ms || now_ms() - c->token_read_ms >= c->token_reload_ms;
+
 	*err = NULL;
+	if (due) {
+		reload_blob(c, &c->ca, "certificate-authority");
+		reload_blob(c, &c->cert, "client-certificate");
+		reload_blob(c, &c->key, "client-key");
+		if (!c->token_file)
+			c->token_read_ms = now_ms();
+	}
 	if (c->exec)
 		return exec_refresh(c, force, err);
-	if (c->token_file && (force || !c->token_read_ms ||
-			      now_ms() - c->token_read_ms >= c->token_reload_ms)) {
+	if (c->token_file && due) {
 		char *tok = NULL;
 		size_t len;
 		int r = read_file(c->token_file, &tok, &len);

@@ -13,6 +13,7 @@ struct kube_exec;
 struct kube_blob {
 	char *data;              /* PEM bytes, NULL when absent */
 	size_t len;
+	char *path;              /* file it is re-read from; NULL when inline */
 };
 
 struct kube_conn {
@@ -24,11 +25,12 @@ struct kube_conn {
 	bool insecure;           /* insecure-skip-tls-verify */
 	char *tls_server_name;   /* tls-server-name: the name TLS verifies (and SNI), NULL if absent */
 	char *username, *password; /* basic auth, rarely used */
-	/* Bearer token: static, or from token_file (re-read every
-	 * token_reload_ms), or from an exec plugin (cached until expiry). */
+	/* Bearer token: static, or from token_file, or from an exec plugin
+	 * (cached until expiry). token_file and file-based certificates and
+	 * keys are re-read every token_reload_ms (they rotate). */
 	char *token;
 	char *token_file;
-	unsigned long long token_read_ms;   /* now_ms() of the last read */
+	unsigned long long token_read_ms;   /* now_ms() of the last re-read */
 	unsigned long long token_reload_ms; /* default 60000 */
 	struct kube_exec *exec;
 };
@@ -55,10 +57,10 @@ struct kube_conn *kube_conn_plain(const char *server);
 /* Replaces the server URL (--master). */
 void kube_conn_set_server(struct kube_conn *c, const char *server);
 
-/* Refreshes credentials that expire: re-reads token_file when due (or when
- * force, e.g. after a 401) and runs the exec plugin when its credential
- * expired (or force). 0, or -errno with *err (the previous credential then
- * stays in use). */
+/* Refreshes credentials that expire or rotate: when due (or when force,
+ * e.g. after a 401) re-reads token_file and the certificate/key/CA files;
+ * runs the exec plugin when its credential expired (or force). 0, or -errno
+ * with *err (the previous credential then stays in use). */
 int kube_conn_refresh(struct kube_conn *c, bool force, char **err);
 
 /* Decodes standard base64 (whitespace ignored). 0 or -EINVAL. Caller frees. */

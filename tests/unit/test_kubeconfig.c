@@ -183,6 +183,28 @@ static void test_files_relative_to_kubeconfig(void **state)
 	assert_string_equal(c->key.data, "KEY\n");
 	assert_string_equal(c->ca.data, "CA\n");
 	assert_string_equal(c->origin, kc);
+	/* Rotated certificate files are picked up when due or forced. */
+	assert_int_equal(kube_conn_refresh(c, false, &err), 0);   /* first: due */
+	put("pki/client.crt", "CERT2\n", 0644);
+	put("pki/client.key", "KEY2\n", 0600);
+	assert_int_equal(kube_conn_refresh(c, false, &err), 0);
+	assert_string_equal(c->cert.data, "CERT\n");              /* not due yet */
+	assert_int_equal(kube_conn_refresh(c, true, &err), 0);
+	assert_string_equal(c->cert.data, "CERT2\n");
+	assert_string_equal(c->key.data, "KEY2\n");
+	assert_int_equal(c->key.len, 5);
+	/* A file that vanished mid-rotation: the loaded one stays. */
+	put("pki/client.crt", "CERT\n", 0644);
+	{
+		char *p = xasprintf("%s/pki/client.key", dir);
+
+		unlink(p);
+		free(p);
+	}
+	assert_int_equal(kube_conn_refresh(c, true, &err), 0);
+	assert_string_equal(c->cert.data, "CERT\n");
+	assert_string_equal(c->key.data, "KEY2\n");
+	put("pki/client.key", "KEY\n", 0600);
 	kube_conn_free(c);
 	free(kc);
 	/* Unreadable kubeconfig. */
