@@ -634,7 +634,7 @@ static bool env_overridden(const char *env, char *const *set)
  * stdout (bounded) or -errno. */
 static int exec_run(const struct kube_exec *e, char **out, char **err)
 {
-	int pfd[2], status, r = 0;
+	int pfd[2], efd[2], status, r = 0, exec_errno = 0;
 	struct strbuf sb;
 	char *info, *cmd;
 	size_t nenv = 0, nadd = 0, k = 0;
@@ -660,9 +660,18 @@ static int exec_run(const struct kube_exec *e, char **out, char **err)
 	/* A command with a slash but not absolute is relative to the kubeconfig. */
 	cmd = strchr(e->argv[0], '/') && e->argv[0][0] != '/'
 		      ? xasprintf("%s/%s", e->dir, e->argv[0]) : xstrdup(e->argv[0]);
+	/* pfd carries the plugin's stdout; efd the errno of a failed execvpe
+	 * (close-on-exec, so it stays empty when the plugin runs). */
 	if (pipe2(pfd, O_CLOEXEC) < 0) {
 		r = -errno;
 		*err = xasprintf("exec plugin %s: pipe: %s", e->argv[0], strerror(errno));
+		goto out_free;
+	}
+	if (pipe2(efd, O_CLOEXEC) < 0) {
+		r = -errno;
+		*err = xasprintf("exec plugin %s: pipe: %s", e->argv[0], strerror(errno));
+		close(pfd[0]);
+		close(pfd[1]);
 		goto out_free;
 	}
 	pid = fork();
@@ -671,6 +680,8 @@ static int exec_run(const struct kube_exec *e, char **out, char **err)
 		*err = xasprintf("exec plugin %s: fork: %s", e->argv[0], strerror(errno));
 		close(pfd[0]);
 		close(pfd[1]);
+		close(efd[0]);
+		close(efd[1]);
 		goto out_free;
 	}
 	if (pid == 0) {
@@ -685,9 +696,16 @@ static int exec_run(const struct kube_exec *e, char **out, char **err)
 			dup2(devnull, 0);
 		dup2(pfd[1], 1);
 		execvpe(cmd, e->argv, envp);
+		exec_errno = errno;
+		if (write(efd[1], &exec_errno, sizeof(exec_errno)) < 0)
+			exec_errno = 0;
+		free(cmd);
+		free(info);
+		free(envp);
 		_exit(127);
 	}
 	close(pfd[1]);
+	close(efd[1]);
 	sb_init(&sb);
 	for (;;) {
 		struct pollfd p = { .fd = pfd[0], .events = POLLIN };
@@ -729,16 +747,17 @@ static int exec_run(const struct kube_exec *e, char **out, char **err)
 	} else if (r < 0) {
 		*err = xasprintf("exec plugin %s: output larger than %d bytes", e->argv[0],
 				 EXEC_MAX_OUTPUT);
-	} else if (WIFEXITED(status) && WEXITSTATUS(status) == 127 && !sb.len) {
-		r = -ENOENT;
-		*err = xasprintf("exec plugin %s: cannot run it (not found or not executable)%s%s",
-				 cmd, e->install_hint ? ": " : "", e->install_hint ? e->install_hint : "");
+	} else if (read(efd[0], &exec_errno, sizeof(exec_errno)) == (ssize_t)sizeof(exec_errno)) {
+		r = -exec_errno;
+		*err = xasprintf("exec plugin %s: cannot run it: %s%s%s", cmd, strerror(exec_errno),
+				 e->install_hint ? ": " : "", e->install_hint ? e->install_hint : "");
 	} else if (!WIFEXITED(status) || WEXITSTATUS(status)) {
 		r = -EIO;
 		*err = xasprintf("exec plugin %s: failed (%s %d)", e->argv[0],
 				 WIFEXITED(status) ? "exit status" : "signal",
 				 WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
 	}
+	close(efd[0]);
 	if (r < 0)
 		sb_free(&sb);
 	else
