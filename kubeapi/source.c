@@ -28,7 +28,7 @@ struct kube_source {
 	struct http *http;
 	struct reflector *services, *slices, *node;
 	struct loop_timer *notify;     /* delivers cbs.changed outside curl callbacks */
-	bool svc_listed, slices_listed, ready;
+	bool svc_listed, slices_listed, node_listed, ready;
 };
 
 static void note_changed(void *arg)
@@ -83,6 +83,8 @@ static void svc_listed(void *arg)
 {
 	struct kube_source *ks = arg;
 
+	if (!ks->svc_listed)
+		log_info("Caches are synced for service config");
 	ks->svc_listed = true;
 	check_ready(ks);
 }
@@ -125,6 +127,8 @@ static void slices_listed(void *arg)
 {
 	struct kube_source *ks = arg;
 
+	if (!ks->slices_listed)
+		log_info("Caches are synced for endpoint slice config");
 	ks->slices_listed = true;
 	check_ready(ks);
 }
@@ -157,9 +161,19 @@ static void node_remove(void *arg, const char *ns, const char *name)
 	store_set_node(ks->store, NULL);
 }
 
+static void node_listed(void *arg)
+{
+	struct kube_source *ks = arg;
+
+	if (!ks->node_listed)
+		log_info("Caches are synced for node config");
+	ks->node_listed = true;
+}
+
 static const struct reflector_ops node_ops = {
 	.upsert = node_upsert,
 	.remove = node_remove,
+	.listed = node_listed,
 	.changed = note_changed,
 };
 
@@ -252,10 +266,15 @@ struct kube_source *kube_source_open_opts(struct loop *l, struct store *st, cons
 	}
 	free(sel);
 	free(field);
+	/* Upstream's start-up phrases, for operators who grep for them. */
+	log_info("Starting service config controller");
 	reflector_start(ks->services);
+	log_info("Starting endpoint slice config controller");
 	reflector_start(ks->slices);
-	if (ks->node)
+	if (ks->node) {
+		log_info("Starting node config controller");
 		reflector_start(ks->node);
+	}
 	return ks;
 fail:
 	kube_source_close(ks);

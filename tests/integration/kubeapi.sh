@@ -170,6 +170,8 @@ start_driver d --kubeconfig "$T/kc-token" --node node-1 --page-size 1
 check_state "driver: ready after listing (paged, limit=1)" d '^ready'
 check_state "driver: service with its endpoint" d '^svc default/web:http 10.0.0.10 80/tcp -> 10.244.0.11:8080$'
 check_state "driver: node zone and pod CIDR" d '^node node-1 zone=zone-a cidrs=10.244.0.0/24$'
+kp_check "upstream's log phrases: caches synced" bash -c \
+	"grep -q 'Caches are synced for service config' '$T/d.log' && grep -q 'Caches are synced for endpoint slice config' '$T/d.log' && grep -q 'Caches are synced for node config' '$T/d.log'"
 kp_check "driver: service-proxy-name selector excludes 'skipme'" state_lacks d skipme
 kp_check "list requests carry the label selector" \
 	[ "$(count_req "e['path']=='/api/v1/services' and e['query'].get('labelSelector')=='!service.kubernetes.io/service-proxy-name,!service.kubernetes.io/headless'")" -ge 2 ]
