@@ -2,6 +2,7 @@
  * port"), taken from --proxy-port-range or chosen by the kernel. */
 #include <errno.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -67,8 +68,12 @@ static int bind_one(struct us_ctx *ctx, const struct us_port *p, uint16_t port)
 	len = us_sockaddr(ip, port, &ss);
 	if (bind(fd, (struct sockaddr *)&ss, len) < 0)
 		goto fail;
-	if (type == SOCK_STREAM && listen(fd, SOMAXCONN) < 0)
-		goto fail;
+	if (type == SOCK_STREAM) {
+		/* Accepted sockets inherit it: one call here, none per connection. */
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		if (listen(fd, SOMAXCONN) < 0)
+			goto fail;
+	}
 	if (type == SOCK_DGRAM && (err = udp_listener_setup(fd, p->family)) < 0) {
 		close(fd);
 		return err;

@@ -16,7 +16,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -107,11 +106,9 @@ static void close_rst(int fd)
  * otherwise pay pipe2 + F_SETPIPE_SZ twice each), or closes it. */
 static void dir_fini(struct us_ctx *ctx, struct dir *d)
 {
-	int queued = -1;
-
 	if (d->pipe[0] >= 0) {
-		if (!d->pending && ctx->n_pipe_pool < ARRAY_SIZE(ctx->pipe_pool) &&
-		    ioctl(d->pipe[0], FIONREAD, &queued) == 0 && queued == 0) {
+		/* pending counts exactly what sits in the pipe. */
+		if (!d->pending && ctx->n_pipe_pool < ARRAY_SIZE(ctx->pipe_pool)) {
 			ctx->pipe_pool[ctx->n_pipe_pool][0] = d->pipe[0];
 			ctx->pipe_pool[ctx->n_pipe_pool][1] = d->pipe[1];
 			ctx->n_pipe_pool++;
@@ -535,8 +532,7 @@ void tcp_on_accept(struct loop *l, int lfd, uint32_t events, void *arg)
 		dlist_insert_after(&ctx->conns, &c->link);
 		p->refs++;
 		p->n_conns++;
-		p->accepted++;
-		set_nodelay(fd);
+		p->accepted++;   /* TCP_NODELAY comes from the listener */
 		if (log_verbosity() >= 4)
 			log_accept(c, fd);
 		try_connect(c);
