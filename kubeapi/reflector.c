@@ -385,6 +385,11 @@ static void start_list(struct reflector *r)
 
 		sb_printf(&u, "continue=%s&", esc);
 		curl_free(esc);
+	} else if (!r->synced) {
+		/* Like client-go, the very first list may come from the API
+		 * server's watch cache (cheap when thousands of nodes restart);
+		 * relists are consistent reads. */
+		sb_puts(&u, "resourceVersion=0&");
 	}
 	u.buf[--u.len] = '\0';
 	launch(r, PH_LIST, sb_steal(&u));

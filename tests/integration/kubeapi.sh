@@ -175,6 +175,8 @@ kp_check "upstream's log phrases: caches synced" bash -c \
 kp_check "driver: service-proxy-name selector excludes 'skipme'" state_lacks d skipme
 kp_check "list requests carry the label selector" \
 	[ "$(count_req "e['path']=='/api/v1/services' and e['query'].get('labelSelector')=='!service.kubernetes.io/service-proxy-name,!service.kubernetes.io/headless'")" -ge 2 ]
+kp_check "first lists may be served from the watch cache (resourceVersion=0)" \
+	[ "$(count_req "'allowWatchBookmarks' not in e['query'] and e['query'].get('labelSelector','').startswith('!service') and e['query'].get('resourceVersion')=='0'")" = 2 ]
 kp_check "node is listed by fieldSelector" \
 	[ "$(count_req "e['path']=='/api/v1/nodes' and e['query'].get('fieldSelector')=='metadata.name=node-1'")" -ge 2 ]
 kp_wait_for 5 test "$(count_req "e['query'].get('watch')=='true'")" -ge 3
