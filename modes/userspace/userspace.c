@@ -2,7 +2,15 @@
  * in-process proxy of Kubernetes <= 1.25, rebuilt on the daemon's one
  * epoll loop. Each service port (per IP family) gets a proxy port on the
  * node; portal rules send its traffic there; TCP and UDP are relayed to
- * the endpoints by this process. See us.h for the pieces. */
+ * the endpoints by this process. See us.h for the pieces.
+ *
+ * Flags: --proxy-port-range, --udp-timeout, --bind-address (a specific
+ * address makes container portals DNAT to it instead of REDIRECT).
+ * Environment (tuning and tests, read once):
+ *   KUBE_PROXY_USERSPACE_MAX_CONNS  concurrent TCP connections / UDP
+ *                                   clients per service port (10000)
+ *   KUBE_PROXY_USERSPACE_SPLICE=0   relay through a buffer, not splice()
+ * SCTP service ports are skipped (upstream's userspace mode had none). */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
