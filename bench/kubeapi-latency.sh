@@ -26,15 +26,7 @@ KP_TEST=kubeapi-latency
 [ "$(id -u)" = 0 ] || { echo "needs root (network namespaces)"; exit 1; }
 . "$top/tests/integration/lib.sh"
 
-gen_certs() {
-	openssl req -x509 -newkey rsa:2048 -nodes -keyout "$1/ca.key" -out "$1/ca.crt" -days 2 \
-		-subj /CN=bench-ca 2>/dev/null
-	openssl req -newkey rsa:2048 -nodes -keyout "$1/server.key" -out "$1/server.csr" \
-		-subj /CN=fakeapi 2>/dev/null
-	printf 'subjectAltName=IP:127.0.0.1\n' >"$1/server.ext"
-	openssl x509 -req -in "$1/server.csr" -CA "$1/ca.crt" -CAkey "$1/ca.key" -CAcreateserial \
-		-out "$1/server.crt" -days 2 -extfile "$1/server.ext" 2>/dev/null
-}
+. "$top/tests/fakeapi/helpers.sh"
 
 # cpu_ns PID: nanoseconds on CPU, all threads (schedstat is finer than ticks).
 cpu_ns() { cat /proc/"$1"/task/*/schedstat | awk '{ s += $1 } END { printf "%.0f", s }'; }
@@ -45,15 +37,13 @@ for n in $sizes; do
 	kp_cleanup 2>/dev/null; KP_NAMESPACES=""; KP_PIDS=""
 	run=$((run + 1))   # interface names derive from KP_ID: keep it short
 	KP_ID="kl$$r$run"; KP_NODE="${KP_ID}-node"; KP_TMP=$(mktemp -d /tmp/kubeapi-latency.XXXXXX)
-	gen_certs "$KP_TMP"
+	fake_pki "$KP_TMP"
 	kp_topology 1
 	kp_backend pod1 8080
-	kp_node python3 "$top/tests/fakeapi/fakeapi.py" --cert "$KP_TMP/server.crt" \
-		--key "$KP_TMP/server.key" --token bench --bookmark-seconds 10 \
-		--ports-file "$KP_TMP/ports" >"$KP_TMP/fake.log" 2>&1 &
-	KP_PIDS="$KP_PIDS $!"
-	kp_wait_for 10 test -s "$KP_TMP/ports"
-	read -r API CTL <"$KP_TMP/ports"
+	FAKE_RUN="ip netns exec $KP_NODE"
+	fake_start "$KP_TMP" --token bench --bookmark-seconds 10
+	KP_PIDS="$KP_PIDS $FAKE_PID"
+	CTL=$FAKE_CTL API=$FAKE_API
 	kp_node python3 "$top/bench/kubeapi_latency.py" --ctl "$CTL" preload "$n" 10
 	cat >"$KP_TMP/kubeconfig" <<EOF
 clusters: [{name: f, cluster: {server: "https://127.0.0.1:$API", certificate-authority: ca.crt}}]

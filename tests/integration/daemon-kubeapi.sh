@@ -12,45 +12,20 @@ command -v python3 >/dev/null || kp_skip "needs python3 (tests/fakeapi)"
 command -v openssl >/dev/null || kp_skip "needs openssl (test CA)"
 command -v socat >/dev/null || kp_skip "needs socat (test backends)"
 [ -x "$KP_BIN" ] || kp_skip "no kube-proxy binary at $KP_BIN"
-FAKE="$KP_SRCDIR/tests/fakeapi/fakeapi.py"
 T=$KP_TMP
+. "$KP_SRCDIR/tests/fakeapi/helpers.sh"
+FAKE_RUN="ip netns exec $KP_NODE"
 
 kp_topology 2
 for p in pod1 pod2; do kp_backend $p 8080; done
-
-# Test CA and server certificate (the daemon authenticates with a token).
-openssl req -x509 -newkey rsa:2048 -nodes -keyout "$T/ca.key" -out "$T/ca.crt" -days 2 \
-	-subj /CN=fake-ca 2>/dev/null
-openssl req -newkey rsa:2048 -nodes -keyout "$T/server.key" -out "$T/server.csr" \
-	-subj /CN=fakeapi 2>/dev/null
-printf 'subjectAltName=IP:127.0.0.1\n' >"$T/server.ext"
-openssl x509 -req -in "$T/server.csr" -CA "$T/ca.crt" -CAkey "$T/ca.key" -CAcreateserial \
-	-out "$T/server.crt" -days 2 -extfile "$T/server.ext" 2>/dev/null
+fake_pki "$T"   # the daemon authenticates with a token
 
 # start_fake [ARGS...]: the API server on the node's loopback.
 start_fake() {
-	rm -f "$T/ports"
-	kp_node python3 "$FAKE" --cert "$T/server.crt" --key "$T/server.key" --token s3cr3t-tok \
-		--ports-file "$T/ports" "$@" >>"$T/fake.log" 2>&1 &
-	FAKE_PID=$!
+	fake_start "$T" --token s3cr3t-tok "$@"
 	KP_PIDS="$KP_PIDS $FAKE_PID"
-	kp_wait_for 10 test -s "$T/ports"
-	read -r API CTL <"$T/ports"
+	API=$FAKE_API CTL=$FAKE_CTL
 }
-P() { kp_node curl -s -f -XPOST "http://127.0.0.1:$CTL/$1" -d "$2" >/dev/null; }
-svc() { # svc NAME IP PORT [NODEPORT]
-	local type=ClusterIP np=""
-	[ -n "${4:-}" ] && { type=NodePort; np=",\"nodePort\":$4"; }
-	P apply "{\"resource\":\"services\",\"object\":{\"metadata\":{\"name\":\"$1\",\"namespace\":\"default\"},\"spec\":{\"type\":\"$type\",\"clusterIP\":\"$2\",\"clusterIPs\":[\"$2\"],\"ports\":[{\"name\":\"http\",\"protocol\":\"TCP\",\"port\":$3$np}]}}}"
-}
-slice() { # slice NAME SERVICE IP...
-	local name=$1 s=$2 eps="" ip
-	shift 2
-	for ip in "$@"; do eps="$eps${eps:+,}{\"addresses\":[\"$ip\"],\"conditions\":{\"ready\":true}}"; done
-	P apply "{\"resource\":\"endpointslices\",\"object\":{\"metadata\":{\"name\":\"$name\",\"namespace\":\"default\",\"labels\":{\"kubernetes.io/service-name\":\"$s\"}},\"addressType\":\"IPv4\",\"endpoints\":[$eps],\"ports\":[{\"name\":\"http\",\"protocol\":\"TCP\",\"port\":8080}]}}"
-}
-del() { P delete "{\"resource\":\"$1\",\"namespace\":\"default\",\"name\":\"$2\"}"; }
-fault() { P fault "$1"; }
 answers() { for _ in $(seq "$4"); do kp_get "$1" "$2" "$3"; done | awk '{print $1}' | sort -u | tr '\n' ' '; }
 # serves NS IP PORT EXPECTED: within 10 s, 12 requests are answered by exactly EXPECTED.
 is_served() { [ "$(answers "$1" "$2" "$3" 12)" = "$4" ]; }
@@ -59,8 +34,8 @@ nat_has() { kp_node iptables-legacy -t nat -S 2>/dev/null | grep -q -- "$1"; }
 nat_lacks() { ! nat_has "$1"; }
 
 start_fake
-svc web 10.0.0.10 80 30080
-slice web-a web 10.244.0.11 10.244.0.12
+fake_svc web 10.0.0.10 80 30080
+fake_slice web-a web 10.244.0.11 10.244.0.12
 cat >"$T/kubeconfig" <<EOF
 apiVersion: v1
 kind: Config
@@ -71,7 +46,7 @@ current-context: c
 EOF
 
 # Services cannot be listed at first: no rules may be written meanwhile.
-fault '{"type":"status","verb":"list","resource":"services","code":500,"count":2}'
+fake_fault '{"type":"status","verb":"list","resource":"services","code":500,"count":2}'
 kp_start_daemon --kubeconfig="$T/kubeconfig" --hostname-override=node-1 \
 	--cluster-cidr=10.244.0.0/16 --iptables-min-sync-period=100ms \
 	--nodeport-addresses=192.168.77.0/24
@@ -85,40 +60,40 @@ kp_check "ClusterIP reaches both pods" serves "$KP_NODE" 10.0.0.10 80 "pod1 pod2
 kp_check "NodePort from outside reaches both pods" serves "${KP_ID}-out" 192.168.77.1 30080 "pod1 pod2 "
 
 # Updates, creates, deletes through the server.
-slice web-a web 10.244.0.12
+fake_slice web-a web 10.244.0.12
 kp_check "slice update: only pod2 remains" serves "$KP_NODE" 10.0.0.10 80 "pod2 "
-svc api 10.0.0.20 81
-slice api-a api 10.244.0.11
+fake_svc api 10.0.0.20 81
+fake_slice api-a api 10.244.0.11
 kp_check "new service reachable" serves "$KP_NODE" 10.0.0.20 81 "pod1 "
 
 # Faults, each followed by a change that must arrive.
-fault '{"type":"drop_mid_line","count":1}'
-slice web-a web 10.244.0.11
+fake_fault '{"type":"drop_mid_line","count":1}'
+fake_slice web-a web 10.244.0.11
 kp_check "connection dropped mid-event: change arrives after re-watch" serves "$KP_NODE" 10.0.0.10 80 "pod1 "
-fault '{"type":"slow","on":true}'
-slice web-a web 10.244.0.11 10.244.0.12
+fake_fault '{"type":"slow","on":true}'
+fake_slice web-a web 10.244.0.11 10.244.0.12
 kp_check "one-byte writes: change arrives" serves "$KP_NODE" 10.0.0.10 80 "pod1 pod2 "
-fault '{"type":"slow","on":false}'
-fault '{"type":"watch_http_410","count":3}'
-fault '{"type":"end_watches"}'
-slice api-a api 10.244.0.12
+fake_fault '{"type":"slow","on":false}'
+fake_fault '{"type":"watch_http_410","count":3}'
+fake_fault '{"type":"end_watches"}'
+fake_slice api-a api 10.244.0.12
 kp_check "HTTP 410 + relist: change arrives" serves "$KP_NODE" 10.0.0.20 81 "pod2 "
-fault '{"type":"expire_active"}'
-slice api-a api 10.244.0.11 10.244.0.12
+fake_fault '{"type":"expire_active"}'
+fake_slice api-a api 10.244.0.11 10.244.0.12
 kp_check "in-stream 410 + relist: change arrives" serves "$KP_NODE" 10.0.0.20 81 "pod1 pod2 "
-fault '{"type":"status","verb":"watch","code":429,"retry_after":1,"count":3}'
-fault '{"type":"end_watches"}'
-slice api-a api 10.244.0.11
+fake_fault '{"type":"status","verb":"watch","code":429,"retry_after":1,"count":3}'
+fake_fault '{"type":"end_watches"}'
+fake_slice api-a api 10.244.0.11
 kp_check "429 Retry-After: change arrives" serves "$KP_NODE" 10.0.0.20 81 "pod1 "
 
 # Deleted while the daemon could not watch: the relist must synthesize it.
-fault '{"type":"refuse","on":true}'
-fault '{"type":"end_watches"}'
+fake_fault '{"type":"refuse","on":true}'
+fake_fault '{"type":"end_watches"}'
 sleep 0.5
-del services api
-del endpointslices api-a
-P compact '{}'
-fault '{"type":"refuse","on":false}'
+fake_del services api
+fake_del endpointslices api-a
+fake_post compact '{}'
+fake_fault '{"type":"refuse","on":false}'
 kp_check "relist diff: deleted service's rules removed" kp_wait_for 15 nat_lacks "default/api:http"
 kp_check "relist diff: web untouched" serves "$KP_NODE" 10.0.0.10 80 "pod1 pod2 "
 
@@ -129,10 +104,10 @@ kp_check "server down: watch failures logged" kp_log_has "Failed to watch"
 kp_check "server down: ClusterIP still served" serves "$KP_NODE" 10.0.0.10 80 "pod1 pod2 "
 kp_check "server down: NodePort still served" serves "${KP_ID}-out" 192.168.77.1 30080 "pod1 pod2 "
 start_fake --port "$API" --initial-rv 100000
-svc web 10.0.0.10 80 30080
-slice web-a web 10.244.0.12
+fake_svc web 10.0.0.10 80 30080
+fake_slice web-a web 10.244.0.12
 kp_check "server back: daemon caught up" serves "$KP_NODE" 10.0.0.10 80 "pod2 "
-del services web
+fake_del services web
 kp_check "service deleted: its rules are gone" kp_wait_for 10 nat_lacks "default/web:http"
 
 kp_stop_daemon

@@ -21,64 +21,30 @@ if [ "${1:-}" != inner ]; then
 fi
 
 DRIVER="$KP_BUILDDIR/tests/integration/kubeapi_driver"
-FAKE="$KP_SRCDIR/tests/fakeapi/fakeapi.py"
 [ -x "$DRIVER" ] || { echo "not ok - no driver at $DRIVER"; exit 1; }
 KUBECTL=$(command -v kubectl || true)
 T=$KP_TMP
 
-# ---- test CA, server and client certificates -----------------------------
-gen_certs() {
-	local d=$1
-	openssl req -x509 -newkey rsa:2048 -nodes -keyout "$d/ca.key" -out "$d/ca.crt" -days 2 \
-		-subj /CN=fake-ca 2>/dev/null || return 1
-	openssl req -newkey rsa:2048 -nodes -keyout "$d/server.key" -out "$d/server.csr" \
-		-subj /CN=fakeapi 2>/dev/null || return 1
-	printf 'subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:fakeapi.test\nextendedKeyUsage=serverAuth\n' >"$d/server.ext"
-	openssl x509 -req -in "$d/server.csr" -CA "$d/ca.crt" -CAkey "$d/ca.key" -CAcreateserial \
-		-out "$d/server.crt" -days 2 -extfile "$d/server.ext" 2>/dev/null || return 1
-	openssl req -newkey rsa:2048 -nodes -keyout "$d/client.key" -out "$d/client.csr" \
-		-subj "/CN=system:kube-proxy" 2>/dev/null || return 1
-	printf 'extendedKeyUsage=clientAuth\n' >"$d/client.ext"
-	openssl x509 -req -in "$d/client.csr" -CA "$d/ca.crt" -CAkey "$d/ca.key" -CAcreateserial \
-		-out "$d/client.crt" -days 2 -extfile "$d/client.ext" 2>/dev/null || return 1
-	# A second, unrelated CA and key (mismatch tests).
-	openssl req -x509 -newkey rsa:2048 -nodes -keyout "$d/other.key" -out "$d/other.crt" -days 2 \
-		-subj /CN=other-ca 2>/dev/null
-}
+. "$KP_SRCDIR/tests/fakeapi/helpers.sh"
 mkdir -p "$T/pki"
-kp_check "test CA and certificates generated" gen_certs "$T/pki"
-
-python3 "$FAKE" --cert "$T/pki/server.crt" --key "$T/pki/server.key" --client-ca "$T/pki/ca.crt" \
-	--token tok-1 --ports-file "$T/ports" --bookmark-seconds 1 >"$T/fake.log" 2>&1 &
-KP_PIDS="$KP_PIDS $!"
-kp_wait_for 10 test -s "$T/ports"
-read -r API CTL <"$T/ports"
+kp_check "test CA and certificates generated" fake_pki "$T/pki"
+fake_start "$T/pki" --client-ca "$T/pki/ca.crt" --token tok-1 --bookmark-seconds 1
+KP_PIDS="$KP_PIDS $FAKE_PID"
+API=$FAKE_API CTL=$FAKE_CTL
 SERVER="https://127.0.0.1:$API"
 kp_log "fakeapi at $SERVER, control on 127.0.0.1:$CTL"
 
-P() { curl -s -f -XPOST "http://127.0.0.1:$CTL/$1" -d "$2" >/dev/null; }
 requests() { curl -s "http://127.0.0.1:$CTL/requests"; }
-svc() { # svc NAME IP PORT [extra labels json]
-	P apply "{\"resource\":\"services\",\"object\":{\"metadata\":{\"name\":\"$1\",\"namespace\":\"default\",\"labels\":${4:-{\}}},\"spec\":{\"type\":\"ClusterIP\",\"clusterIP\":\"$2\",\"clusterIPs\":[\"$2\"],\"ports\":[{\"name\":\"http\",\"protocol\":\"TCP\",\"port\":$3}]}}}"
-}
-slice() { # slice NAME SERVICE IP...
-	local name=$1 s=$2 eps="" ip
-	shift 2
-	for ip in "$@"; do eps="$eps${eps:+,}{\"addresses\":[\"$ip\"],\"conditions\":{\"ready\":true}}"; done
-	P apply "{\"resource\":\"endpointslices\",\"object\":{\"metadata\":{\"name\":\"$name\",\"namespace\":\"default\",\"labels\":{\"kubernetes.io/service-name\":\"$s\"}},\"addressType\":\"IPv4\",\"endpoints\":[$eps],\"ports\":[{\"name\":\"http\",\"protocol\":\"TCP\",\"port\":8080}]}}"
-}
-del() { P delete "{\"resource\":\"$1\",\"namespace\":\"default\",\"name\":\"$2\"}"; }
-fault() { P fault "$1"; }
 # count_req JQ-ish filter in python: number of requests matching
 count_req() {
 	requests | python3 -c "import json,sys; r=json.load(sys.stdin); print(sum(1 for e in r if $1))"
 }
 
-svc web 10.0.0.10 80
-slice web-a web 10.244.0.11
-svc skipme 10.0.0.99 99 '{"service.kubernetes.io/service-proxy-name":"other"}'
-slice skipme-a skipme 10.244.0.99
-P apply '{"resource":"nodes","object":{"metadata":{"name":"node-1","labels":{"topology.kubernetes.io/zone":"zone-a"}},"spec":{"podCIDR":"10.244.0.0/24","podCIDRs":["10.244.0.0/24"]}}}'
+fake_svc web 10.0.0.10 80
+fake_slice web-a web 10.244.0.11
+fake_svc skipme 10.0.0.99 99 "" '{"service.kubernetes.io/service-proxy-name":"other"}'
+fake_slice skipme-a skipme 10.244.0.99
+fake_post apply '{"resource":"nodes","object":{"metadata":{"name":"node-1","labels":{"topology.kubernetes.io/zone":"zone-a"}},"spec":{"podCIDR":"10.244.0.0/24","podCIDRs":["10.244.0.0/24"]}}}'
 
 # ---- kubectl proves the fake is faithful ---------------------------------
 if [ -n "$KUBECTL" ]; then
@@ -102,13 +68,13 @@ if [ -n "$KUBECTL" ]; then
 		get endpointslices -A -w >"$T/kubectl-watch.out" 2>&1 &
 	kwpid=$!
 	kp_wait_for 5 grep -q web-a "$T/kubectl-watch.out"
-	slice kubectl-seen web 10.244.0.50
+	fake_slice kubectl-seen web 10.244.0.50
 	kp_wait_for 5 grep -q kubectl-seen "$T/kubectl-watch.out"
 	kp_check "kubectl get endpointslices -A -w sees a new slice" grep -q kubectl-seen "$T/kubectl-watch.out"
 	kill "$kwpid" 2>/dev/null; wait "$kwpid" 2>/dev/null
 	kp_check "kubectl watched with watch=true from the list's resourceVersion" \
 		[ "$(count_req "e['query'].get('watch')=='true' and e['query'].get('resourceVersion','') not in ('','0')")" -ge 1 ]
-	del endpointslices kubectl-seen
+	fake_del endpointslices kubectl-seen
 elif [ "${CI:-}" = true ]; then
 	kp_fail "kubectl not installed (required in CI)"
 else
@@ -186,43 +152,43 @@ kp_check "driver requests carry the bearer token" \
 	[ "$(count_req "'allowWatchBookmarks' in e['query'] and e['auth']!='Bearer'")" = 0 ]
 
 # Watch events.
-svc api 10.0.0.20 81
-slice api-a api 10.244.0.21 10.244.0.22
+fake_svc api 10.0.0.20 81
+fake_slice api-a api 10.244.0.21 10.244.0.22
 check_state "watch: ADDED service and slice" d '^svc default/api:http 10.0.0.20 81/tcp -> 10.244.0.21:8080 10.244.0.22:8080$'
-slice api-a api 10.244.0.22
+fake_slice api-a api 10.244.0.22
 check_state "watch: MODIFIED slice" d '^svc default/api:http 10.0.0.20 81/tcp -> 10.244.0.22:8080$'
-del services api
+fake_del services api
 check_gone "watch: DELETED service" d 'default/api:'
 
 # Clean end of stream: re-watch from the last version, no relist.
 lists0=$(count_req "e['query'].get('watch')!='true' and e['path'].startswith(('/api/v1/services','/apis/'))")
 sleep 1.5  # let a bookmark advance the slices watch's version
 rv=$(curl -s "http://127.0.0.1:$CTL/rv" | python3 -c 'import json,sys; print(json.load(sys.stdin)["rv"])')
-fault '{"type":"end_watches"}'
+fake_fault '{"type":"end_watches"}'
 kp_wait_for 5 test "$(count_req "e['query'].get('watch')=='true' and e['path'].startswith('/apis/') and int(e['query'].get('resourceVersion') or 0)>=$rv")" -ge 1
 kp_check "clean end: slices re-watch from the bookmark's version (>= $rv)" \
 	[ "$(count_req "e['query'].get('watch')=='true' and e['path'].startswith('/apis/') and int(e['query'].get('resourceVersion') or 0)>=$rv")" -ge 1 ]
 kp_check "clean end: no relist" [ "$(count_req "e['query'].get('watch')!='true' and e['path'].startswith(('/api/v1/services','/apis/'))")" = "$lists0" ]
 
 # One-byte writes.
-fault '{"type":"slow","on":true}'
-svc slow 10.0.0.30 83
-slice slow-a slow 10.244.0.31
+fake_fault '{"type":"slow","on":true}'
+fake_svc slow 10.0.0.30 83
+fake_slice slow-a slow 10.244.0.31
 check_state "one-byte chunks: events reassembled" d '^svc default/slow:http 10.0.0.30 83/tcp -> 10.244.0.31:8080$'
-fault '{"type":"slow","on":false}'
+fake_fault '{"type":"slow","on":false}'
 
 # Connection dropped mid-line: the half event is dropped, the watch resumes
 # from the last complete event and gets the event again.
-fault '{"type":"drop_mid_line","count":1}'
-slice slow-a slow 10.244.0.32
+fake_fault '{"type":"drop_mid_line","count":1}'
+fake_slice slow-a slow 10.244.0.32
 check_state "drop mid-line: event delivered after the re-watch" d '^svc default/slow:http 10.0.0.30 83/tcp -> 10.244.0.32:8080$'
 eventually "drop mid-line: logged as a failed watch" log_has d 'Failed to watch'
 
 # 410 as HTTP status on the next watches.
 lists0=$(count_req "e['query'].get('watch')!='true'")
-fault '{"type":"watch_http_410","count":3}'
-fault '{"type":"end_watches"}'
-svc gone410 10.0.0.40 84
+fake_fault '{"type":"watch_http_410","count":3}'
+fake_fault '{"type":"end_watches"}'
+fake_svc gone410 10.0.0.40 84
 check_state "HTTP 410: relisted and caught up" d '^svc default/gone410:http 10.0.0.40 84/tcp'
 eventually "HTTP 410: logged" log_has d 'expired \(HTTP 410\); relisting'
 eventually "HTTP 410: new lists were made" req_ge $((lists0 + 1)) "e['query'].get('watch')!='true'"
@@ -231,28 +197,28 @@ eventually "paged relist followed continue tokens" \
 
 # 410 as an in-stream ERROR, plus synthesized deletes: while the source is
 # cut off, an object is deleted and history compacted.
-fault '{"type":"refuse","on":true}'
-fault '{"type":"end_watches"}'
+fake_fault '{"type":"refuse","on":true}'
+fake_fault '{"type":"end_watches"}'
 sleep 0.5
-del services gone410
-del endpointslices slow-a
-svc born 10.0.0.50 85
-P compact '{}'
-fault '{"type":"refuse","on":false}'
+fake_del services gone410
+fake_del endpointslices slow-a
+fake_svc born 10.0.0.50 85
+fake_post compact '{}'
+fake_fault '{"type":"refuse","on":false}'
 check_state "stream 410 after compaction: new service listed" d '^svc default/born:http 10.0.0.50 85/tcp'
 check_gone "relist diff: vanished service deleted" d 'default/gone410:'
 check_state "relist diff: vanished slice deleted" d '^svc default/slow:http 10.0.0.30 83/tcp ->$'
 eventually "stream 410: logged" log_has d '410 Gone\); relisting'
-fault '{"type":"watch_stream_410","count":1}'
-fault '{"type":"expire_active"}'
-svc after-expire 10.0.0.51 86
+fake_fault '{"type":"watch_stream_410","count":1}'
+fake_fault '{"type":"expire_active"}'
+fake_svc after-expire 10.0.0.51 86
 check_state "in-stream ERROR 410 on open watches: recovered" d '^svc default/after-expire:http'
 
 # 429 with Retry-After on the next watch; 500 on the next list.
-fault '{"type":"status","verb":"watch","code":429,"retry_after":2,"count":1}'
+fake_fault '{"type":"status","verb":"watch","code":429,"retry_after":2,"count":1}'
 t0=$(date +%s.%N)
-fault '{"type":"end_watches"}'
-svc after429 10.0.0.60 87
+fake_fault '{"type":"end_watches"}'
+fake_svc after429 10.0.0.60 87
 check_state "429: recovered" d '^svc default/after429:http'
 eventually "429: Retry-After logged" log_has d 'HTTP 429.*Retry-After'
 # gap429: seconds between the 429 and the next request on the same path.
@@ -269,18 +235,18 @@ kp_wait_for 10 has_gap429
 w429=$(gap429)
 kp_check "429: next attempt waited Retry-After (2s; waited ${w429}s)" \
 	python3 -c "import sys; sys.exit(0 if '$w429' and float('$w429')>=1.9 else 1)"
-fault '{"type":"status","verb":"list","code":500,"count":1}'
-fault '{"type":"watch_http_410","count":1}'
-fault '{"type":"end_watches"}'
-svc after500 10.0.0.61 88
+fake_fault '{"type":"status","verb":"list","code":500,"count":1}'
+fake_fault '{"type":"watch_http_410","count":1}'
+fake_fault '{"type":"end_watches"}'
+fake_svc after500 10.0.0.61 88
 check_state "500 on a list: retried and recovered" d '^svc default/after500:http'
 eventually "500: logged with the status" log_has d 'Failed to list .*HTTP 500'
 
 # Expired continue token: the list starts over without paging.
-fault '{"type":"expire_continue","count":1}'
-fault '{"type":"watch_http_410","count":3}'
-fault '{"type":"end_watches"}'
-svc aftercont 10.0.0.62 89
+fake_fault '{"type":"expire_continue","count":1}'
+fake_fault '{"type":"watch_http_410","count":3}'
+fake_fault '{"type":"end_watches"}'
+fake_svc aftercont 10.0.0.62 89
 check_state "expired continue: recovered" d '^svc default/aftercont:http'
 eventually "expired continue: logged" log_has d 'continue token expired'
 eventually "expired continue: unpaged list made" \
@@ -288,31 +254,31 @@ eventually "expired continue: unpaged list made" \
 
 # 401: the server rotates the token; the file gets the new one; the source
 # re-reads it after the 401.
-P token '{"token":"tok-2"}'
-fault '{"type":"end_watches"}'
+fake_post token '{"token":"tok-2"}'
+fake_fault '{"type":"end_watches"}'
 kp_check "401: logged as Unauthorized with the credential's origin" \
 	kp_wait_for 10 log_has d 'Unauthorized \(HTTP 401.*kc-token'
 echo tok-2 >"$T/token"
-svc after401 10.0.0.63 90
+fake_svc after401 10.0.0.63 90
 check_state "401: token re-read and recovered" d '^svc default/after401:http' 15
 
 # 403 on services names resource and verb; recovery once allowed again.
-P forbid '{"resources":["services"]}'
-fault '{"type":"end_watches"}'
+fake_post forbid '{"resources":["services"]}'
+fake_fault '{"type":"end_watches"}'
 kp_check "403: logged with resource and verb" \
 	kp_wait_for 10 log_has d 'Forbidden \(HTTP 403\).*cannot watch resource "services"'
-P forbid '{"resources":[]}'
-svc after403 10.0.0.64 91
+fake_post forbid '{"resources":[]}'
+fake_svc after403 10.0.0.64 91
 check_state "403: recovered" d '^svc default/after403:http' 15
 
 # Oversized event (driver limit 64 KiB here): error for that watch, relist.
 stop_driver d
 start_driver big --kubeconfig "$T/kc-token" --max-line 65536
 check_state "second driver ready" big '^ready'
-P apply '{"resource":"services","pad":100000,"object":{"metadata":{"name":"huge","namespace":"default"},"spec":{"type":"ClusterIP","clusterIP":"10.0.0.70","clusterIPs":["10.0.0.70"],"ports":[{"name":"http","protocol":"TCP","port":92}]}}}'
+fake_post apply '{"resource":"services","pad":100000,"object":{"metadata":{"name":"huge","namespace":"default"},"spec":{"type":"ClusterIP","clusterIP":"10.0.0.70","clusterIPs":["10.0.0.70"],"ports":[{"name":"http","protocol":"TCP","port":92}]}}}'
 kp_check "oversized event: logged" kp_wait_for 10 log_has big 'watch event larger than 65536 bytes'
 check_state "oversized event: object arrives through the relist" big '^svc default/huge:http 10.0.0.70'
-svc afterbig 10.0.0.71 93
+fake_svc afterbig 10.0.0.71 93
 check_state "oversized event: watching again afterwards" big '^svc default/afterbig:http'
 stop_driver big
 
