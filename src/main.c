@@ -17,6 +17,8 @@
 #include "log.h"
 #include "loop.h"
 #include "manifests.h"
+#include "obs.h"
+#include "sdnotify.h"
 #include "runner.h"
 #include "store.h"
 #include "util.h"
@@ -32,6 +34,8 @@ struct daemon {
 	struct kube_source *kube;
 	struct runner *runner;
 	bool first_sync_done;
+	struct obs *obs;
+	struct sd_watchdog *watchdog;
 };
 
 static void on_source_changed(void *arg)
@@ -58,6 +62,11 @@ static void on_synced(const struct proxy_state *ps, bool ok, const struct runner
 		d->first_sync_done = true;
 		log_info("Initial sync of %s proxy rules done: %zu services, %zu endpoints in %.3fs",
 			 d->mode->name, ps->n_services, ps->n_endpoints, st->last_duration_s);
+		sd_notify_ready(NULL);
+	}
+	obs_on_sync(d->obs, ps, ok, st, st->applied_queued_time);
+	if (ok) {
+		sd_notify_status("Synced %zu services, %zu endpoints", ps->n_services, ps->n_endpoints);
 	}
 }
 
@@ -268,6 +277,12 @@ int main(int argc, char **argv)
 		d.runner = runner_new(d.loop, d.store, d.mode, &d.ctx,
 				      d.cfg.min_sync_period_ms, d.cfg.sync_period_ms);
 	runner_on_synced(d.runner, on_synced, &d);
+	d.obs = obs_start(d.loop, &d.cfg, d.mode->name, d.runner, d.store, &err);
+	if (!d.obs) {
+		log_error("%s", err);
+		goto out;
+	}
+	d.watchdog = sd_watchdog_start(d.loop);
 	loop_add_signal(d.loop, SIGTERM, on_quit, &d);
 	loop_add_signal(d.loop, SIGINT, on_quit, &d);
 	loop_add_signal(d.loop, SIGUSR1, on_reopen, &d);
@@ -279,7 +294,10 @@ int main(int argc, char **argv)
 
 	e = loop_run(d.loop);
 	rc = e < 0 ? 1 : 0;
+	sd_notify_stopping();
 out:
+	sd_watchdog_stop(d.watchdog);
+	obs_stop(d.obs);
 	runner_free(d.runner);
 	if (d.mode && d.mode->fini && d.ctx.priv)
 		d.mode->fini(&d.ctx);

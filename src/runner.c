@@ -69,6 +69,7 @@ static void do_sync(struct runner *r)
 	int err;
 
 	r->last_attempt_ms = now;
+	r->stats.applied_queued_time = r->stats.last_queued_time;
 	ps = store_snapshot(r->store, &dirty);
 	merge_dirty(&dirty, &r->pending);
 	err = r->mode->sync(r->ctx, ps, &dirty, full, &ss);

@@ -17,6 +17,7 @@ struct runner_stats {
 	unsigned long long syncs, failures;
 	double last_sync_time;          /* wall clock of the last successful sync, 0 = never */
 	double last_queued_time;        /* wall clock when a change was first left unsynced, 0 = none */
+	double applied_queued_time;     /* last_queued_time as it was when the latest sync started */
 	double last_duration_s;
 	bool last_full;
 	struct sync_stats last;
