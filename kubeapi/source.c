@@ -191,6 +191,7 @@ static int resolve_conn(const struct config *cfg, const struct kube_source_opts 
 	} else if (cfg->master && *cfg->master) {
 		*out = kube_conn_plain(cfg->master);
 	} else {
+		log_info("Neither kubeconfig file nor master URL was specified, falling back to in-cluster config");
 		r = kube_conn_incluster(o ? o->sa_dir : NULL, out, err);
 	}
 	if (r == 0 && !str_has_prefix((*out)->server, "https://") &&
