@@ -31,6 +31,7 @@ struct kube_exec {
 	char *install_hint;
 	char *dir;               /* for a relative command path */
 	char *user;              /* users[] name, for messages */
+	bool cluster_info;       /* provideClusterInfo: pass spec.cluster */
 	bool have;               /* a credential was obtained */
 	double expires;          /* wall time; 0 = does not expire */
 };
@@ -166,6 +167,27 @@ bad:
 	return -EINVAL;
 }
 
+static char *base64_encode(const char *in, size_t n)
+{
+	static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	char *out = xmalloc((n + 2) / 3 * 4 + 1), *o = out;
+
+	for (size_t i = 0; i < n; i += 3) {
+		unsigned v = (unsigned char)in[i] << 16;
+
+		if (i + 1 < n)
+			v |= (unsigned char)in[i + 1] << 8;
+		if (i + 2 < n)
+			v |= (unsigned char)in[i + 2];
+		*o++ = tab[v >> 18 & 63];
+		*o++ = tab[v >> 12 & 63];
+		*o++ = i + 1 < n ? tab[v >> 6 & 63] : '=';
+		*o++ = i + 2 < n ? tab[v & 63] : '=';
+	}
+	*o = '\0';
+	return out;
+}
+
 /* ---- JSON helpers that produce messages naming the field ---------------- */
 
 struct ctx {
@@ -282,16 +304,23 @@ static int parse_exec(struct ctx *x, const json_t *ex, const char *where, const 
 		      struct kube_exec **out)
 {
 	struct kube_exec *e = xcalloc(1, sizeof(*e));
-	const char *cmd, *apiv, *hint;
+	const char *cmd, *apiv, *hint, *imode;
 	const json_t *args = json_object_get(ex, "args"), *env = json_object_get(ex, "env"), *v;
 	size_t i, n = 0;
 	int r;
 
 	if ((r = get_str(x, ex, "command", where, &cmd)) < 0 ||
 	    (r = get_str(x, ex, "apiVersion", where, &apiv)) < 0 ||
-	    (r = get_str(x, ex, "installHint", where, &hint)) < 0)
+	    (r = get_str(x, ex, "installHint", where, &hint)) < 0 ||
+	    (r = get_str(x, ex, "interactiveMode", where, &imode)) < 0 ||
+	    (r = get_bool(x, ex, "provideClusterInfo", where, &e->cluster_info)) < 0)
 		goto fail;
 	r = -EINVAL;
+	if (imode && !strcmp(imode, "Always")) {
+		*x->err = xasprintf("%s: %s.interactiveMode: Always is impossible for a daemon "
+				    "(no terminal); use Never or IfAvailable", x->origin, where);
+		goto fail;
+	}
 	if (!cmd) {
 		*x->err = xasprintf("%s: %s.command: missing", x->origin, where);
 		goto fail;
@@ -632,8 +661,40 @@ static bool env_overridden(const char *env, char *const *set)
 /* Runs the plugin without a shell, blocking for at most EXEC_TIMEOUT_MS
  * (credentials are needed before any request can go out); returns its
  * stdout (bounded) or -errno. */
-static int exec_run(const struct kube_exec *e, char **out, char **err)
+/* KUBERNETES_EXEC_INFO: the ExecCredential request, with spec.cluster when
+ * the plugin asked for it (provideClusterInfo). Caller frees. */
+static char *exec_info(const struct kube_conn *c)
 {
+	const struct kube_exec *e = c->exec;
+	json_t *spec = json_pack("{s:b}", "interactive", 0), *info;
+	char *js, *env;
+
+	if (e->cluster_info) {
+		json_t *cl = json_pack("{s:s, s:b}", "server", c->server, "insecure-skip-tls-verify",
+				       c->insecure);
+
+		if (c->ca.data) {
+			char *b64 = base64_encode(c->ca.data, c->ca.len);
+
+			json_object_set_new(cl, "certificate-authority-data", json_string(b64));
+			free(b64);
+		}
+		if (c->tls_server_name)
+			json_object_set_new(cl, "tls-server-name", json_string(c->tls_server_name));
+		json_object_set_new(spec, "cluster", cl);
+	}
+	info = json_pack("{s:s, s:s, s:o}", "apiVersion", e->api_version, "kind", "ExecCredential",
+			 "spec", spec);
+	js = json_dumps(info, JSON_COMPACT);
+	env = xasprintf("KUBERNETES_EXEC_INFO=%s", js);
+	free(js);
+	json_decref(info);
+	return env;
+}
+
+static int exec_run(const struct kube_conn *c, char **out, char **err)
+{
+	const struct kube_exec *e = c->exec;
 	int pfd[2], efd[2], status, r = 0, exec_errno = 0;
 	struct strbuf sb;
 	char *info, *cmd;
@@ -649,8 +710,7 @@ static int exec_run(const struct kube_exec *e, char **out, char **err)
 	/* The plugin's env entries and KUBERNETES_EXEC_INFO replace inherited
 	 * variables of the same name (no duplicates: shells take the last). */
 	envp = xcalloc(nenv + nadd + 2, sizeof(char *));
-	info = xasprintf("KUBERNETES_EXEC_INFO={\"apiVersion\":\"%s\",\"kind\":\"ExecCredential\","
-			 "\"spec\":{\"interactive\":false}}", e->api_version);
+	info = exec_info(c);
 	envp[k++] = info;
 	for (size_t i = 0; i < nadd; i++)
 		envp[k++] = e->env[i];
@@ -781,7 +841,7 @@ static int exec_refresh(struct kube_conn *c, bool force, char **err)
 
 	if (!force && e->have && (e->expires == 0 || wall_time() + 10 < e->expires))
 		return 0;
-	r = exec_run(e, &outp, err);
+	r = exec_run(c, &outp, err);
 	if (r < 0)
 		return r;
 	r = -EINVAL;

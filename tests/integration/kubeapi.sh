@@ -358,12 +358,14 @@ kubeconfig "$T/kc-exec" "    exec:
       command: bin/cred
       args: [hello]
       env: [{name: EXTRA, value: world}]
-      interactiveMode: Never"
+      interactiveMode: Never
+      provideClusterInfo: true"
 start_driver exec --kubeconfig "$T/kc-exec"
 check_state "exec plugin: ready with its token" exec '^ready'
 stop_driver exec
 kp_check "exec plugin: got args and env" grep -qx 'hello world' "$T/bin/exec-args"
 kp_check "exec plugin: got KUBERNETES_EXEC_INFO" grep -q '"kind":"ExecCredential"' "$T/bin/exec-info"
+kp_check "exec plugin: provideClusterInfo passes the server" grep -qF "\"server\":\"$SERVER\"" "$T/bin/exec-info"
 
 kp_check "no token or key material in any driver log" \
 	bash -c "! grep -l -e tok-2 -e tok-1 -e 'PRIVATE KEY' $T/*.log"

@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include <cmocka.h>
+#include <jansson.h>
 
 #include "kubeapi/kubeconfig.h"
 #include "src/log.h"
@@ -381,6 +382,59 @@ static void test_exec_plugin(void **state)
 		     NULL, "users[u].user.exec.command: missing");
 }
 
+/* provideClusterInfo: the plugin gets spec.cluster (server, CA as base64,
+ * insecure flag); without it only spec.interactive. */
+static void test_exec_cluster_info(void **state)
+{
+	static const char *cas[] = { "Y2EgcGVtIGJ5dGVzCg==", "Y2EgcGVtIGJ5dGVzIQo=", "YWJj" };
+	struct kube_conn *c;
+	char *err = NULL, *yaml, *path = xasprintf("%s/info", dir), *text;
+	size_t len;
+
+	put("infoplug", "#!/bin/sh\nprintf '%s' \"$KUBERNETES_EXEC_INFO\" > \"$(dirname \"$0\")/info\"\n"
+			"printf '{\"apiVersion\":\"client.authentication.k8s.io/v1\",\"kind\":\"ExecCredential\","
+			"\"status\":{\"token\":\"t\"}}'\n", 0755);
+	for (size_t i = 0; i < ARRAY_SIZE(cas) + 1; i++) {
+		json_t *j, *cl;
+
+		yaml = xasprintf("current-context: c\ncontexts: [{name: c, context: {cluster: x, user: u}}]\n"
+				 "clusters: [{name: x, cluster: {server: 'https://a:6443', "
+				 "certificate-authority-data: '%s'}}]\n"
+				 "users:\n- name: u\n  user:\n    exec:\n"
+				 "      apiVersion: client.authentication.k8s.io/v1\n"
+				 "      command: ./infoplug\n      interactiveMode: Never\n"
+				 "      provideClusterInfo: %s\n",
+				 cas[i % ARRAY_SIZE(cas)], i < ARRAY_SIZE(cas) ? "true" : "false");
+		assert_int_equal(parse(yaml, NULL, &c, &err), 0);
+		assert_int_equal(kube_conn_refresh(c, false, &err), 0);
+		assert_string_equal(c->token, "t");
+		assert_int_equal(read_file(path, &text, &len), 0);
+		j = json_loads(text, 0, NULL);
+		assert_non_null(j);
+		assert_string_equal(json_string_value(json_object_get(j, "kind")), "ExecCredential");
+		assert_true(json_is_false(json_object_get(json_object_get(j, "spec"), "interactive")));
+		cl = json_object_get(json_object_get(j, "spec"), "cluster");
+		if (i < ARRAY_SIZE(cas)) {
+			assert_string_equal(json_string_value(json_object_get(cl, "server")), "https://a:6443");
+			assert_string_equal(json_string_value(json_object_get(cl, "certificate-authority-data")),
+					    cas[i]);
+			assert_true(json_is_false(json_object_get(cl, "insecure-skip-tls-verify")));
+		} else {
+			assert_null(cl);
+		}
+		json_decref(j);
+		free(text);
+		kube_conn_free(c);
+		free(yaml);
+	}
+	free(path);
+	expect_error("current-context: c\ncontexts: [{name: c, context: {cluster: x, user: u}}]\n"
+		     "clusters: [{name: x, cluster: {server: 'https://a'}}]\n"
+		     "users: [{name: u, user: {exec: {command: x, apiVersion: client.authentication.k8s.io/v1, "
+		     "interactiveMode: Always}}}]\n",
+		     NULL, "users[u].user.exec.interactiveMode: Always is impossible");
+}
+
 static void test_base64(void **state)
 {
 	static const struct { const char *in, *out; } ok[] = {
@@ -413,6 +467,7 @@ int main(void)
 		cmocka_unit_test(test_token_file_reload),
 		cmocka_unit_test(test_in_cluster),
 		cmocka_unit_test(test_exec_plugin),
+		cmocka_unit_test(test_exec_cluster_info),
 		cmocka_unit_test(test_base64),
 	};
 
