@@ -4,21 +4,25 @@
 # namespace topology as the integration tests and in the same run:
 #
 #   direct     client -> pod IP (routed by the node, no proxy at all)
-#   iptables   kube-proxy --proxy-mode=iptables: kernel DNAT
-#   dnat       one hand-written iptables-legacy DNAT rule (kernel path control)
+#   dnat       one hand-written iptables-legacy DNAT rule: the kernel path
 #   userspace  kube-proxy --proxy-mode=userspace (splice relay)
-#   us-copy    the same with KUBE_PROXY_USERSPACE_SPLICE=0 (read/write relay)
 #   socat      socat TCP-LISTEN,fork -> pod, a plain userspace relay
+#   iptables   kube-proxy --proxy-mode=iptables: kernel DNAT (own phase)
+#   us-copy    userspace with KUBE_PROXY_USERSPACE_SPLICE=0 (own phase)
 #
+# The first four run side by side (different addresses/ports) and are
+# measured in interleaved rounds, so a busy neighbour on a shared machine
+# hits them alike; the last two need their own daemon and run afterwards.
 # Prints MB/s (best of REPS transfers of BULK_MB each way), connections/s
-# (RATE_S seconds, RATE_THREADS client threads) and the proxy process's
-# CPU seconds per GB moved (utime+stime from /proc/PID/stat; socat's
-# forked children are counted through the parent's cutime+cstime).
+# (best of REPS runs of RATE_S seconds, RATE_THREADS client threads) and
+# the proxy process's CPU seconds per GB moved (utime+stime from
+# /proc/PID/stat, summed over its own transfers; socat's forked children
+# are counted through the parent's cutime+cstime).
 #
 # Usage (root): KP_BUILDDIR=/path/to/build bench/userspace-bench.sh
 # Use a build without sanitizers for meaningful numbers.
 set -u
-: "${BULK_MB:=1000}" "${REPS:=3}" "${RATE_S:=5}" "${RATE_THREADS:=4}"
+: "${BULK_MB:=1000}" "${REPS:=5}" "${RATE_S:=2}" "${RATE_THREADS:=4}"
 KP_TEST=userspace-bench
 . "$(dirname "$0")/../tests/integration/lib.sh"
 kp_require_root
@@ -29,11 +33,12 @@ TOOL="$KP_TMP/us_bench_tool"
 cc -O2 -pthread -o "$TOOL" "$KP_SRCDIR/bench/us_bench_tool.c" || exit 1
 kp_topology 1
 OUT="${KP_ID}-out"
-# Two listeners: "direct" uses 9001 so that its connections never share a
-# 4-tuple with the DNAT runs' (the client's TCP timestamp offset depends
-# on the destination it dialed; a reused tuple in TIME_WAIT with another
-# offset fails PAWS and costs a 1 s SYN retransmit).
-for port in 9000 9001; do
+# Three listeners: the client's paths to the pod must never share a
+# 4-tuple at the pod (the client's TCP timestamp offset depends on the
+# address it dialed; a reused tuple in TIME_WAIT with another offset fails
+# PAWS and costs a 1 s SYN retransmit). direct -> 9001, dnat -> 9002,
+# iptables -> 9000 (userspace and socat reach 9000 from the node's address).
+for port in 9000 9001 9002; do
 	ip netns exec "${KP_ID}-pod1" "$TOOL" serve $port >/dev/null 2>&1 &
 	KP_PIDS="$KP_PIDS $!"
 done
@@ -62,37 +67,32 @@ TICK=$(getconf CLK_TCK)
 cpu_of() {  # PID -> clock ticks (utime+stime+cutime+cstime)
 	awk '{print $14 + $15 + $16 + $17}' "/proc/$1/stat" 2>/dev/null || echo 0
 }
-# bulk HOST PORT DIR -> best MB/s over REPS
-bulk() {
-	local best=0 i r
-	for i in $(seq "$REPS"); do
-		r=$(ip netns exec "$OUT" "$TOOL" bulk "$1" "$2" "$3" "$BYTES") || { echo 0; return; }
-		best=$(echo "$r" | awk -v b="$best" '{v = $1 / $2 / 1e6; print (v > b ? v : b)}')
+declare -A HOST PORT PID UP DOWN RATE FAIL TICKS MOVED
+max() { awk -v a="$1" -v b="$2" 'BEGIN { print (a > b ? a : b) }'; }
+# one NAME: one upload, one download and one rate run for NAME.
+one() {
+	local n=$1 c0 r
+	c0=$(cpu_of "${PID[$n]:-0}")
+	for dir in up down; do
+		r=$(ip netns exec "$OUT" "$TOOL" bulk "${HOST[$n]}" "${PORT[$n]}" $dir "$BYTES") || r="1 1e9"
+		r=$(awk '{printf "%.0f", $1 / $2 / 1e6}' <<<"$r")
+		if [ $dir = up ]; then UP[$n]=$(max "${UP[$n]:-0}" "$r"); else DOWN[$n]=$(max "${DOWN[$n]:-0}" "$r"); fi
 	done
-	printf '%.0f' "$best"
-}
-rate() {
-	ip netns exec "$OUT" "$TOOL" rate "$1" "$2" "$RATE_S" "$RATE_THREADS" |
-		awk '{printf "%.0f %d", $1 / $2, $3}'
-}
-declare -A UP DOWN RATE FAIL CPU
-# measure NAME HOST PORT [PID]
-measure() {
-	local name=$1 host=$2 port=$3 pid=${4:-} c0 c1 r
-	[ -n "$pid" ] && c0=$(cpu_of "$pid")
-	UP[$name]=$(bulk "$host" "$port" up)
-	DOWN[$name]=$(bulk "$host" "$port" down)
-	if [ -n "$pid" ]; then
-		c1=$(cpu_of "$pid")
-		CPU[$name]=$(awk -v a="$c0" -v b="$c1" -v t="$TICK" -v g="$BYTES" -v r="$REPS" \
-			'BEGIN { printf "%.3f", (b - a) / t / (g * r * 2 / 1e9) }')
-	else
-		CPU[$name]=""
+	if [ -n "${PID[$n]:-}" ]; then
+		TICKS[$n]=$(( ${TICKS[$n]:-0} + $(cpu_of "${PID[$n]}") - c0 ))
+		MOVED[$n]=$(( ${MOVED[$n]:-0} + 2 * BYTES ))
 	fi
-	r=$(rate "$host" "$port")
-	RATE[$name]=${r% *}
-	FAIL[$name]=${r#* }
-	kp_log "$name: up ${UP[$name]} MB/s, down ${DOWN[$name]} MB/s, ${RATE[$name]} conn/s (${FAIL[$name]} failed)"
+	r=$(ip netns exec "$OUT" "$TOOL" rate "${HOST[$n]}" "${PORT[$n]}" "$RATE_S" "$RATE_THREADS" |
+		awk '{printf "%.0f %d", $1 / $2, $3}')
+	RATE[$n]=$(max "${RATE[$n]:-0}" "${r% *}")
+	FAIL[$n]=$(( ${FAIL[$n]:-0} + ${r#* } ))
+}
+rounds() {  # NAME... : REPS interleaved rounds
+	local i n
+	for i in $(seq "$REPS"); do
+		for n in "$@"; do one "$n"; done
+		kp_log "round $i/$REPS done"
+	done
 }
 daemon() {  # MODE [env...]
 	local mode=$1; shift
@@ -109,49 +109,60 @@ stop_daemon() {
 	ip netns exec "$KP_NODE" "$KP_BIN" --cleanup --log-file= >/dev/null 2>&1
 }
 
-kp_log "bulk: best of $REPS x $BULK_MB MB each way; rate: $RATE_S s, $RATE_THREADS threads; $(nproc) CPUs"
-measure direct 10.244.0.11 9001
+kp_log "bulk: best of $REPS x $BULK_MB MB each way; rate: best of $REPS x $RATE_S s, $RATE_THREADS threads; $(nproc) CPUs"
 
-# Kernel path, twice: the daemon's iptables mode, and one hand-written
-# DNAT rule (the bare minimum kernel NAT path, as a control).
-daemon iptables
-if ip netns exec "$KP_NODE" iptables-legacy -t nat -S | grep -q 'DNAT.*10.244.0.11:9000'; then
-	measure iptables 10.0.0.90 9000
-else
-	echo "# the iptables mode did not program the service; no iptables row" >&2
-fi
-stop_daemon
-ip netns exec "$KP_NODE" iptables-legacy -t nat -A PREROUTING -d 10.0.0.90 -p tcp --dport 9000 \
-	-j DNAT --to-destination 10.244.0.11:9000
-kp_wait_for 5 ip netns exec "$OUT" "$TOOL" rate 10.0.0.90 9000 0.1 1 >/dev/null
-measure dnat 10.0.0.90 9000
-ip netns exec "$KP_NODE" iptables-legacy -t nat -F PREROUTING
-
+# Phase 1, side by side: direct (pod port 9001), dnat (10.0.0.91, a
+# foreign rule the daemon leaves alone), userspace (10.0.0.90), socat.
 daemon userspace
-measure userspace 10.0.0.90 9000 "$KP_DAEMON"
-stop_daemon
-daemon userspace KUBE_PROXY_USERSPACE_SPLICE=0
-measure us-copy 10.0.0.90 9000 "$KP_DAEMON"
-stop_daemon
-
+US_PID=$KP_DAEMON
+ip netns exec "$KP_NODE" iptables-legacy -t nat -A PREROUTING -d 10.0.0.91 -p tcp --dport 9000 \
+	-j DNAT --to-destination 10.244.0.11:9002
 ip netns exec "$KP_NODE" socat TCP4-LISTEN:7000,reuseaddr,fork,backlog=4096 TCP4:10.244.0.11:9000 >/dev/null 2>&1 &
 SOCAT=$!
 KP_PIDS="$KP_PIDS $SOCAT"
 kp_wait_for 5 ip netns exec "$OUT" "$TOOL" rate 192.168.77.1 7000 0.1 1 >/dev/null
-measure socat 192.168.77.1 7000 "$SOCAT"
+kp_wait_for 5 ip netns exec "$OUT" "$TOOL" rate 10.0.0.91 9000 0.1 1 >/dev/null
+HOST[direct]=10.244.0.11; PORT[direct]=9001
+HOST[dnat]=10.0.0.91; PORT[dnat]=9000
+HOST[userspace]=10.0.0.90; PORT[userspace]=9000; PID[userspace]=$US_PID
+HOST[socat]=192.168.77.1; PORT[socat]=7000; PID[socat]=$SOCAT
+rounds direct dnat userspace socat
 kill "$SOCAT"
+stop_daemon
+ip netns exec "$KP_NODE" iptables-legacy -t nat -F PREROUTING
+
+# Phase 2: the daemon's iptables mode, then userspace without splice.
+daemon iptables
+if ip netns exec "$KP_NODE" iptables-legacy -t nat -S | grep -q 'DNAT.*10.244.0.11:9000'; then
+	HOST[iptables]=10.0.0.90; PORT[iptables]=9000
+	rounds iptables
+else
+	echo "# the iptables mode did not program the service; no iptables row" >&2
+fi
+stop_daemon
+daemon userspace KUBE_PROXY_USERSPACE_SPLICE=0
+HOST[us-copy]=10.0.0.90; PORT[us-copy]=9000; PID[us-copy]=$KP_DAEMON
+rounds us-copy
+stop_daemon
 
 echo
-echo "iptables = kube-proxy --proxy-mode=iptables (kernel DNAT); dnat = one hand-written iptables-legacy DNAT rule"
+echo "dnat = one hand-written iptables-legacy DNAT rule; iptables = kube-proxy --proxy-mode=iptables"
+echo "(direct, dnat, userspace, socat: interleaved rounds; iptables, us-copy: measured afterwards)"
 printf '%-10s %10s %10s %10s %12s\n' path "up MB/s" "down MB/s" "conn/s" "CPU s/GB"
-for n in direct iptables dnat userspace us-copy socat; do
+for n in direct dnat userspace socat iptables us-copy; do
 	[ -n "${UP[$n]:-}" ] || continue
-	printf '%-10s %10s %10s %10s %12s\n' "$n" "${UP[$n]}" "${DOWN[$n]}" "${RATE[$n]}" \
-		"${CPU[$n]:--}"
+	cpu=-
+	[ -n "${MOVED[$n]:-}" ] && cpu=$(awk -v t="${TICKS[$n]}" -v k="$TICK" -v b="${MOVED[$n]}" \
+		'BEGIN { printf "%.3f", t / k / (b / 1e9) }')
+	printf '%-10s %10s %10s %10s %12s\n' "$n" "${UP[$n]}" "${DOWN[$n]}" "${RATE[$n]}" "$cpu"
+	[ "${FAIL[$n]:-0}" = 0 ] || echo "  ($n: ${FAIL[$n]} failed connections)"
 done
-ratio() { echo "$1 $2" | awk '{ if ($2 > 0) printf "%.2f", $1 / $2; else print "n/a" }'; }
+ratio() { echo "${1:-0} ${2:-0}" | awk '{ if ($2 > 0) printf "%.2f", $1 / $2; else print "n/a" }'; }
 echo
-echo "userspace / socat:    up $(ratio "${UP[userspace]}" "${UP[socat]}"), down $(ratio "${DOWN[userspace]}" "${DOWN[socat]}"), conn/s $(ratio "${RATE[userspace]}" "${RATE[socat]}")"
-echo "userspace / iptables: up $(ratio "${UP[userspace]}" "${UP[iptables]}"), down $(ratio "${DOWN[userspace]}" "${DOWN[iptables]}"), conn/s $(ratio "${RATE[userspace]}" "${RATE[iptables]}")"
-echo "userspace / dnat:     up $(ratio "${UP[userspace]}" "${UP[dnat]}"), down $(ratio "${DOWN[userspace]}" "${DOWN[dnat]}"), conn/s $(ratio "${RATE[userspace]}" "${RATE[dnat]}")"
-echo "userspace / us-copy:  up $(ratio "${UP[userspace]}" "${UP[us-copy]}"), down $(ratio "${DOWN[userspace]}" "${DOWN[us-copy]}")"
+for ref in socat dnat iptables direct; do
+	[ -n "${UP[$ref]:-}" ] || continue
+	printf 'userspace / %-9s up %s, down %s, conn/s %s\n' "$ref:" "$(ratio "${UP[userspace]}" "${UP[$ref]}")" \
+		"$(ratio "${DOWN[userspace]}" "${DOWN[$ref]}")" "$(ratio "${RATE[userspace]}" "${RATE[$ref]}")"
+done
+printf 'userspace / %-9s up %s, down %s, conn/s %s\n' "us-copy:" "$(ratio "${UP[userspace]}" "${UP[us-copy]}")" \
+	"$(ratio "${DOWN[userspace]}" "${DOWN[us-copy]}")" "$(ratio "${RATE[userspace]}" "${RATE[us-copy]}")"
