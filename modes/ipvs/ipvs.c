@@ -875,7 +875,18 @@ static int ipvs_sync(struct mode_ctx *ctx, const struct proxy_state *ps,
 			}
 		}
 	}
+	/* every change goes out in a few large netlink writes */
+	ipvs_batch_begin(p->nl);
 	rc = apply_services(p, &d, full ? NULL : changed);
+	{
+		int brc = ipvs_batch_end(p->nl);
+
+		if (brc < 0) {
+			log_error("IPVS rejected a change: %s; the next sync re-reads the kernel", strerror(-brc));
+			if (rc == 0)
+				rc = brc;
+		}
+	}
 	if (rc < 0)
 		goto out;
 	grace_check(p);

@@ -18,11 +18,27 @@
 
 #include "util.h"
 
+/* A queued change whose error may be harmless (EEXIST on add, ...). */
+struct pending {
+	uint32_t seq;
+	int ok1, ok2;
+};
+
 struct ipvs_nl {
 	struct nl_sock *sk;
 	int family;
 	unsigned long requests;
+	/* batch mode: requests without ACK, concatenated into few sendmsg
+	 * calls, errors matched by sequence number after a final barrier */
+	bool batching;
+	struct strbuf out;
+	struct pending *pend;
+	size_t n_pend, cap_pend;
+	uint32_t seq;
+	int batch_err;
 };
+
+#define BATCH_SEND_BYTES 32768
 
 /* Kernel address attributes are 16 bytes (union nf_inet_addr). */
 #define IPVS_ADDR_LEN 16
@@ -344,6 +360,8 @@ void ipvs_nl_close(struct ipvs_nl *nl)
 	if (!nl)
 		return;
 	nl_socket_free(nl->sk);
+	sb_free(&nl->out);
+	free(nl->pend);
 	free(nl);
 }
 
@@ -437,38 +455,165 @@ static int ignore(int rc, int ok1, int ok2)
 	return rc == ok1 || rc == ok2 ? 0 : rc;
 }
 
+static int batch_send(struct ipvs_nl *nl)
+{
+	int rc = 0;
+
+	if (nl->out.len && nl_sendto(nl->sk, nl->out.buf, nl->out.len) < 0)
+		rc = -EIO;
+	sb_reset(&nl->out);
+	if (rc < 0 && !nl->batch_err)
+		nl->batch_err = rc;
+	return rc;
+}
+
+/* Queues msg (consumed) in the batch. */
+static void batch_queue(struct ipvs_nl *nl, struct nl_msg *msg, int ok1, int ok2)
+{
+	struct nlmsghdr *h = nlmsg_hdr(msg);
+	static const char zero[NLMSG_ALIGNTO];
+
+	h->nlmsg_flags |= NLM_F_REQUEST;
+	h->nlmsg_flags &= ~NLM_F_ACK;
+	h->nlmsg_seq = ++nl->seq;
+	h->nlmsg_pid = nl_socket_get_local_port(nl->sk);
+	sb_add(&nl->out, (const char *)h, h->nlmsg_len);
+	sb_add(&nl->out, zero, NLMSG_ALIGN(h->nlmsg_len) - h->nlmsg_len);
+	if (nl->n_pend == nl->cap_pend) {
+		nl->cap_pend = nl->cap_pend ? nl->cap_pend * 2 : 256;
+		nl->pend = xrealloc(nl->pend, nl->cap_pend * sizeof(*nl->pend));
+	}
+	nl->pend[nl->n_pend++] = (struct pending){ h->nlmsg_seq, ok1, ok2 };
+	nl->requests++;
+	nlmsg_free(msg);
+	if (nl->out.len >= BATCH_SEND_BYTES)
+		batch_send(nl);
+}
+
+static const struct pending *find_pending(const struct ipvs_nl *nl, uint32_t seq)
+{
+	size_t lo = 0, hi = nl->n_pend;
+
+	while (lo < hi) {               /* seqs were queued in increasing order */
+		size_t mid = (lo + hi) / 2;
+
+		if (nl->pend[mid].seq == seq)
+			return &nl->pend[mid];
+		if (nl->pend[mid].seq < seq)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
+}
+
+void ipvs_batch_begin(struct ipvs_nl *nl)
+{
+	nl->batching = true;
+	nl->batch_err = 0;
+	nl->n_pend = 0;
+	sb_reset(&nl->out);
+}
+
+int ipvs_batch_end(struct ipvs_nl *nl)
+{
+	struct nl_msg *barrier;
+	uint32_t bseq;
+	bool done = false;
+	int rc;
+
+	nl->batching = false;
+	if (!nl->n_pend)
+		return 0;
+	batch_send(nl);
+	/* a request with ACK after everything: its ACK ends the batch */
+	barrier = msg_new(nl->family, IPVS_CMD_GET_INFO, NLM_F_ACK);
+	if (!barrier)
+		return -ENOMEM;
+	bseq = nlmsg_hdr(barrier)->nlmsg_seq = ++nl->seq;
+	nlmsg_hdr(barrier)->nlmsg_flags |= NLM_F_REQUEST;
+	nlmsg_hdr(barrier)->nlmsg_pid = nl_socket_get_local_port(nl->sk);
+	rc = nl_sendto(nl->sk, nlmsg_hdr(barrier), nlmsg_hdr(barrier)->nlmsg_len);
+	nlmsg_free(barrier);
+	if (rc < 0)
+		return nl->batch_err ? nl->batch_err : -EIO;
+	while (!done) {
+		struct sockaddr_nl peer;
+		unsigned char *buf = NULL;
+		struct nlmsghdr *h;
+		int len = nl_recv(nl->sk, &peer, &buf, NULL);
+
+		if (len <= 0) {
+			free(buf);
+			if (!nl->batch_err)
+				nl->batch_err = len == -NLE_NOMEM ? -ENOBUFS : -EIO;
+			break;
+		}
+		for (h = (struct nlmsghdr *)buf; nlmsg_ok(h, len); h = nlmsg_next(h, &len)) {
+			struct nlmsgerr *e;
+			const struct pending *p;
+
+			if (h->nlmsg_type != NLMSG_ERROR)
+				continue;
+			e = nlmsg_data(h);
+			if (h->nlmsg_seq == bseq) {
+				done = true;
+				continue;
+			}
+			if (!e->error)
+				continue;
+			p = find_pending(nl, h->nlmsg_seq);
+			if (p && (e->error == p->ok1 || e->error == p->ok2))
+				continue;
+			if (!nl->batch_err)
+				nl->batch_err = e->error;
+		}
+		free(buf);
+	}
+	nl->n_pend = 0;
+	return nl->batch_err;
+}
+
+/* One change: queued when batching, else sent and acknowledged. */
+static int change(struct ipvs_nl *nl, struct nl_msg *msg, int ok1, int ok2)
+{
+	if (!msg)
+		return -ENOMEM;
+	if (nl->batching) {
+		batch_queue(nl, msg, ok1, ok2);
+		return 0;
+	}
+	return ignore(transact(nl, msg, NULL, NULL), ok1, ok2);
+}
+
 int ipvs_add_service(struct ipvs_nl *nl, const struct ipvs_service *s)
 {
-	return ignore(transact(nl, ipvs_msg_service(nl->family, IPVS_CMD_NEW_SERVICE, s, 0), NULL, NULL),
-		      -EEXIST, -EEXIST);
+	return change(nl, ipvs_msg_service(nl->family, IPVS_CMD_NEW_SERVICE, s, 0), -EEXIST, -EEXIST);
 }
 
 int ipvs_update_service(struct ipvs_nl *nl, const struct ipvs_service *s)
 {
-	return transact(nl, ipvs_msg_service(nl->family, IPVS_CMD_SET_SERVICE, s, 0), NULL, NULL);
+	return change(nl, ipvs_msg_service(nl->family, IPVS_CMD_SET_SERVICE, s, 0), 0, 0);
 }
 
 int ipvs_del_service(struct ipvs_nl *nl, const struct ipvs_service *s)
 {
-	return ignore(transact(nl, ipvs_msg_service(nl->family, IPVS_CMD_DEL_SERVICE, s, 0), NULL, NULL),
-		      -ESRCH, -ENOENT);
+	return change(nl, ipvs_msg_service(nl->family, IPVS_CMD_DEL_SERVICE, s, 0), -ESRCH, -ENOENT);
 }
 
 int ipvs_add_dest(struct ipvs_nl *nl, const struct ipvs_service *s, const struct ipvs_dest *d)
 {
-	return ignore(transact(nl, ipvs_msg_dest(nl->family, IPVS_CMD_NEW_DEST, s, d, 0), NULL, NULL),
-		      -EEXIST, -EEXIST);
+	return change(nl, ipvs_msg_dest(nl->family, IPVS_CMD_NEW_DEST, s, d, 0), -EEXIST, -EEXIST);
 }
 
 int ipvs_update_dest(struct ipvs_nl *nl, const struct ipvs_service *s, const struct ipvs_dest *d)
 {
-	return transact(nl, ipvs_msg_dest(nl->family, IPVS_CMD_SET_DEST, s, d, 0), NULL, NULL);
+	return change(nl, ipvs_msg_dest(nl->family, IPVS_CMD_SET_DEST, s, d, 0), 0, 0);
 }
 
 int ipvs_del_dest(struct ipvs_nl *nl, const struct ipvs_service *s, const struct ipvs_dest *d)
 {
-	return ignore(transact(nl, ipvs_msg_dest(nl->family, IPVS_CMD_DEL_DEST, s, d, 0), NULL, NULL),
-		      -ENOENT, -ESRCH);
+	return change(nl, ipvs_msg_dest(nl->family, IPVS_CMD_DEL_DEST, s, d, 0), -ENOENT, -ESRCH);
 }
 
 int ipvs_set_timeouts(struct ipvs_nl *nl, uint32_t tcp, uint32_t tcpfin, uint32_t udp)

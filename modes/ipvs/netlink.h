@@ -96,6 +96,14 @@ int ipvs_list_dests(struct ipvs_nl *nl, const struct ipvs_service *s, struct ipv
 /* Sets the TCP / TCP FIN / UDP timeouts (seconds; 0 = leave unchanged). */
 int ipvs_set_timeouts(struct ipvs_nl *nl, uint32_t tcp, uint32_t tcpfin, uint32_t udp);
 
+/* Batch mode: between begin and end, the add/update/del calls above only
+ * queue their request (no ACK) and return 0; the queue goes out in a few
+ * large sendmsg calls. ipvs_batch_end sends a final request with ACK and
+ * collects errors up to it: 0, or the first error that is not harmless
+ * (EEXIST on add, ENOENT/ESRCH on delete). No list calls while batching. */
+void ipvs_batch_begin(struct ipvs_nl *nl);
+int ipvs_batch_end(struct ipvs_nl *nl);
+
 /* Number of requests sent since open (for stats and tests). */
 unsigned long ipvs_nl_requests(const struct ipvs_nl *nl);
 

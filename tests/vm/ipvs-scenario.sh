@@ -82,6 +82,25 @@ EOF
 { svc web 10.0.0.10 80 NodePort "" ", nodePort: 30080"; slice web 10.244.1.2 10.244.2.2; } >$M/web.yaml
 { svc sticky 10.0.0.11 80 ClusterIP "  sessionAffinity: ClientIP"; slice sticky 10.244.1.2 10.244.2.2 10.244.3.2; } >$M/sticky.yaml
 { svc drain 10.0.0.12 80 ClusterIP ""; slice drain 10.244.3.2; } >$M/drain.yaml
+udp() { # endpoints...
+	cat <<EOF
+apiVersion: v1
+kind: Service
+metadata: {name: dns, namespace: default}
+spec:
+  clusterIP: 10.0.0.20
+  ports: [{name: dns, protocol: UDP, port: 53}]
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {name: dns-1, namespace: default, labels: {kubernetes.io/service-name: dns}}
+addressType: IPv4
+ports: [{name: dns, protocol: UDP, port: 5353}]
+endpoints:
+EOF
+	for a in "$@"; do echo "  - {addresses: [\"$a\"]}"; done
+}
+udp 10.244.1.2 10.244.2.2 >$M/dns.yaml
 
 # foreign virtual servers: one in an excluded range (must survive), one not
 ipvsadm -A -t 10.99.0.1:80 -s rr
@@ -117,6 +136,9 @@ check "ipset KUBE-IPVS-IPS holds the VIPs" sh -c "ipset list KUBE-IPVS-IPS | gre
 check "iptables: masquerade for cluster IPs from outside the cluster CIDR" sh -c "iptables-legacy -t nat -S KUBE-SERVICES | grep -q -- '--match-set KUBE-CLUSTER-IP dst,dst -j KUBE-MARK-MASQ'"
 check "iptables: node port chain and POSTROUTING masquerade" sh -c "iptables-legacy -t nat -S KUBE-NODE-PORT | grep -q KUBE-NODE-PORT-TCP && iptables-legacy -t nat -S KUBE-POSTROUTING | grep -q MASQUERADE"
 check "sysctl net.ipv4.vs.conntrack=1" grep -q 1 /proc/sys/net/ipv4/vs/conntrack
+check "--ipvs-tcpfin-timeout set through IPVS_CMD_SET_CONFIG" sh -c "ipvsadm -L --timeout | grep -q 'Timeout (tcp tcpfin udp): [0-9]* 5 '"
+check "UDP virtual server with its real servers" sh -c "ipvsadm -Ln -u 10.0.0.20:53 | grep -q '10.244.1.2:5353 *Masq *1' && ipvsadm -Ln -u 10.0.0.20:53 | grep -q '10.244.2.2:5353 *Masq *1'"
+check "ipset KUBE-CLUSTER-IP holds the UDP service" sh -c "ipset list KUBE-CLUSTER-IP | grep -q '^10.0.0.20,udp:53$'"
 check "excluded foreign virtual server untouched" ipvs_has "10.99.0.1:80"
 check "foreign virtual server outside the excluded CIDRs removed (as upstream)" sh -c "ipvsadm -Ln | grep -q 10.0.0.10:80 && ! ipvsadm -Ln | grep -q 10.98.0.1:80"
 
@@ -141,6 +163,10 @@ check "new connections go to the remaining endpoint" answers_are client 10.0.0.1
 exec 7>&-
 kill $HOLD 2>/dev/null
 check "drained endpoint is deleted after its connections end (bounded grace)" wait_for 40 sh -c "ipvsadm -Ln -t 10.0.0.12:80 | grep -q 10.244.1.2 && ! ipvsadm -Ln -t 10.0.0.12:80 | grep -q 10.244.3.2"
+
+udp 10.244.1.2 10.244.3.2 >$M/dns.yaml
+check "UDP: the new real server appears" wait_for 10 sh -c "ipvsadm -Ln -u 10.0.0.20:53 | grep -q 10.244.3.2:5353"
+check "UDP: the removed real server is gone at once (no draining)" sh -c "! ipvsadm -Ln -u 10.0.0.20:53 | grep -q 10.244.2.2:5353"
 
 # ---- repair ----
 ipvsadm -D -t 10.0.0.10:80
