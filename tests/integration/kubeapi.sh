@@ -317,6 +317,37 @@ start_driver tsn --kubeconfig "$T/kc-tsn"
 check_state "tls-server-name in the certificate: ready" tsn '^ready'
 stop_driver tsn
 
+# HTTP/2, as real API servers speak it: nghttpx terminates TLS with h2 in
+# front of the fake (which speaks HTTP/1.1 only). All transfers share one
+# connection; faults still surface and are recovered from.
+if command -v nghttpx >/dev/null; then
+	: >"$T/nghttpx.conf"   # not the system's /etc/nghttpx/nghttpx.conf
+	nghttpx --conf="$T/nghttpx.conf" -f '127.0.0.1,38443' -b "127.0.0.1,$API;;tls" --insecure --no-ocsp \
+		--workers=1 --accesslog-file="$T/h2-access.log" --errorlog-file="$T/h2-error.log" \
+		"$T/pki/server.key" "$T/pki/server.crt" &
+	KP_PIDS="$KP_PIDS $!"
+	kp_wait_for 5 bash -c "exec 3<>/dev/tcp/127.0.0.1/38443"
+	SERVER_H2=https://127.0.0.1:38443
+	sed "s#$SERVER#$SERVER_H2#" "$T/kc-token" >"$T/kc-h2"
+	start_driver h2 --kubeconfig "$T/kc-h2"
+	check_state "HTTP/2: ready" h2 '^ready'
+	kp_check "HTTP/2: requests went over h2" grep -q 'GET /api/v1/services?.* HTTP/2' "$T/h2-access.log"
+	fake_fault '{"type":"drop_mid_line","count":1}'
+	fake_svc h2a 10.0.0.80 94
+	check_state "HTTP/2: stream reset mid-event, change still arrives" h2 '^svc default/h2a:http'
+	fake_fault '{"type":"expire_active"}'
+	fake_svc h2b 10.0.0.81 95
+	check_state "HTTP/2: in-stream 410, relisted" h2 '^svc default/h2b:http'
+	fake_del services h2a
+	check_gone "HTTP/2: delete arrives" h2 'default/h2a:'
+	stop_driver h2
+	[ "$KP_FAILS" = 0 ] || { tail -n 20 "$T/h2.log" "$T/h2-error.log" | sed 's/^/# /'; }
+elif [ "${CI:-}" = true ]; then
+	kp_fail "nghttpx (package nghttp2-proxy) not installed: HTTP/2 untested"
+else
+	kp_log "nghttpx not found: skipping the HTTP/2 checks"
+fi
+
 # Connection refused (nothing listens on port 1 in this namespace).
 start_driver refused --master https://127.0.0.1:1
 kp_check "connection refused: clear log line" \
