@@ -10,7 +10,7 @@ libcurl4-openssl-dev libjansson-dev libyaml-dev libcmocka-dev
 libnetfilter-conntrack-dev
 iptables ipset iproute2 conntrack curl socat procps kmod
 python3 openssl valgrind groff-base man-db logrotate
-qemu-system-x86 busybox-static ipvsadm cpio"
+qemu-system-x86 busybox-static ipvsadm cpio nghttp2-proxy bc"
 
 missing=""
 for p in $PKGS; do

@@ -198,29 +198,48 @@ int read_file(const char *path, char **out, size_t *len)
 	return 0;
 }
 
-int write_file_atomic(const char *path, const char *data, size_t len, unsigned mode)
+/* Writes all of data to fd. 0 or -errno. */
+static int write_all_fd(int fd, const char *data, size_t len)
 {
-	char *tmp = xasprintf("%s.tmp.%ld", path, (long)getpid());
-	char *dcopy = xstrdup(path);
 	size_t off = 0;
-	int fd, dfd, err = 0;
 
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
-	if (fd < 0) {
-		err = -errno;
-		goto out;
-	}
 	while (off < len) {
 		ssize_t n = write(fd, data + off, len - off);
 
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
-			err = -errno;
-			break;
+			return -errno;
 		}
 		off += (size_t)n;
 	}
+	return 0;
+}
+
+int write_file_atomic(const char *path, const char *data, size_t len, unsigned mode)
+{
+	char *tmp, *dcopy;
+	struct stat st;
+	int fd, dfd, err = 0;
+
+	/* Never rename over something that is not a regular file (a device
+	 * such as /dev/null or /dev/stdout, a FIFO): write into it instead. */
+	if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
+		fd = open(path, O_WRONLY | O_CLOEXEC);
+		if (fd < 0)
+			return -errno;
+		err = write_all_fd(fd, data, len);
+		close(fd);
+		return err;
+	}
+	tmp = xasprintf("%s.tmp.%ld", path, (long)getpid());
+	dcopy = xstrdup(path);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+	if (fd < 0) {
+		err = -errno;
+		goto out;
+	}
+	err = write_all_fd(fd, data, len);
 	if (!err && fsync(fd) < 0)
 		err = -errno;
 	if (close(fd) < 0 && !err)
