@@ -13,6 +13,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <libnetfilter_conntrack/libnetfilter_conntrack.h>
+
 #include "../../src/log.h"
 #include "../../src/loop.h"
 #include "../../src/util.h"
@@ -380,4 +382,61 @@ void udp_close_all(struct us_port *p)
 	for (size_t i = 0; i < p->udp.nbuckets; i++)
 		while (p->udp.buckets[i])
 			assoc_close(p->udp.buckets[i]);
+}
+
+/* ---- conntrack entries of a closed UDP service port ------------------ */
+
+struct ct_match {
+	uint16_t proxy_port, svc_port, node_port;
+	struct nf_conntrack **doomed;
+	size_t n;
+};
+
+static int ct_cb(enum nf_conntrack_msg_type type, struct nf_conntrack *ct, void *data)
+{
+	struct ct_match *m = data;
+	uint16_t rsport, odport;
+	struct nf_conntrack *copy;
+
+	if (nfct_get_attr_u8(ct, ATTR_ORIG_L4PROTO) != IPPROTO_UDP)
+		return NFCT_CB_CONTINUE;
+	/* Ours: the portal rewrote the service port to the proxy port. */
+	rsport = ntohs(nfct_get_attr_u16(ct, ATTR_REPL_PORT_SRC));
+	odport = ntohs(nfct_get_attr_u16(ct, ATTR_ORIG_PORT_DST));
+	if (rsport != m->proxy_port || (odport != m->svc_port && odport != m->node_port))
+		return NFCT_CB_CONTINUE;
+	copy = nfct_clone(ct);
+	if (copy) {
+		m->doomed = xrealloc(m->doomed, (m->n + 1) * sizeof(*m->doomed));
+		m->doomed[m->n++] = copy;
+	}
+	return NFCT_CB_CONTINUE;
+}
+
+void udp_flush_conntrack(uint8_t family, uint16_t proxy_port, uint16_t svc_port, uint16_t node_port,
+			 const char *spn)
+{
+	struct ct_match m = { proxy_port, svc_port, node_port, NULL, 0 };
+	struct nfct_handle *h = nfct_open(CONNTRACK, 0);
+	uint32_t fam = family;
+	int deleted = 0;
+
+	if (!h) {
+		log_warn("Cannot clear conntrack entries of \"%s\": %s", spn, strerror(errno));
+		return;
+	}
+	nfct_callback_register(h, NFCT_T_ALL, ct_cb, &m);
+	if (nfct_query(h, NFCT_Q_DUMP, &fam) < 0)
+		log_warn("Cannot list conntrack entries for \"%s\": %s", spn, strerror(errno));
+	nfct_callback_unregister(h);
+	for (size_t i = 0; i < m.n; i++) {
+		if (nfct_query(h, NFCT_Q_DESTROY, m.doomed[i]) == 0)
+			deleted++;
+		nfct_destroy(m.doomed[i]);
+	}
+	free(m.doomed);
+	nfct_close(h);
+	if (deleted)
+		log_info("Cleared %d UDP conntrack entries of \"%s\" (proxy port %u)", deleted, spn,
+			 proxy_port);
 }

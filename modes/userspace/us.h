@@ -211,6 +211,9 @@ struct us_ctx {
 	size_t n_pipe_pool;
 	size_t pipe_cap;              /* size of the pooled pipes */
 	unsigned gen;                 /* sync generation (stale port sweep) */
+	bool stopping;                /* fini: ports close, flows stay as they are */
+	struct us_port **closed_udp;  /* UDP ports closed in this sync (flush list) */
+	size_t n_closed_udp;
 };
 
 /* One service port of one family: its listener, its balancer, the
@@ -273,6 +276,13 @@ void udp_on_client(struct loop *l, int fd, uint32_t events, void *arg);
 void udp_idle_timer(struct loop *l, struct loop_timer *t, void *arg);
 /* Closes every association of p. */
 void udp_close_all(struct us_port *p);
+/* Deletes the conntrack entries that still steer UDP flows for a closed
+ * service port (original destination port svc_port or node_port) to its
+ * old proxy port, as upstream clears a removed UDP service's entries:
+ * otherwise a client that keeps sending never leaves the dead port. Call
+ * after the portal rules are gone. */
+void udp_flush_conntrack(uint8_t family, uint16_t proxy_port, uint16_t svc_port, uint16_t node_port,
+			 const char *spn);
 /* Enables IP_PKTINFO / IPV6_RECVPKTINFO on a UDP listener. 0 or -errno. */
 int udp_listener_setup(int fd, uint8_t family);
 

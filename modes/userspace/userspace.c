@@ -233,7 +233,25 @@ static void set_endpoints(struct us_port *p, const struct svc_port_info *pi)
 static void drop_port(struct us_ctx *ctx, struct us_port *p)
 {
 	strmap_del(&ctx->ports, p->key);
+	/* Keep UDP ports' numbers until the portals are gone (flush list). */
+	if (p->proto == PROTO_UDP && p->fd >= 0 && !ctx->stopping) {
+		p->refs++;
+		ctx->closed_udp = xrealloc(ctx->closed_udp, (ctx->n_closed_udp + 1) * sizeof(*ctx->closed_udp));
+		ctx->closed_udp[ctx->n_closed_udp++] = p;
+	}
 	us_port_close(p);
+}
+
+static void flush_closed_udp(struct us_ctx *ctx)
+{
+	for (size_t i = 0; i < ctx->n_closed_udp; i++) {
+		struct us_port *p = ctx->closed_udp[i];
+
+		udp_flush_conntrack(p->family, p->proxy_port, p->svc_port, p->node_port, p->spn);
+		us_port_put(p);
+	}
+	free_and_null(&ctx->closed_udp);
+	ctx->n_closed_udp = 0;
 }
 
 static int us_sync(struct mode_ctx *mc, const struct proxy_state *ps, const struct dirty_set *changed,
@@ -315,6 +333,8 @@ static int us_sync(struct mode_ctx *mc, const struct proxy_state *ps, const stru
 	rc = apply_family(ctx, AF_INET, full, stats);
 	if (rc == 0 && (have_v6 || ctx->applied[1][0]))
 		rc = apply_family(ctx, AF_INET6, full, stats);
+	if (rc == 0)
+		flush_closed_udp(ctx);
 	/* Ports that could not be opened: have the runner try again later. */
 	if (rc == 0 && n_failed) {
 		log_warn("%zu service ports have no proxy port yet; will retry", n_failed);
@@ -436,6 +456,7 @@ static void us_fini(struct mode_ctx *mc)
 
 	if (!ctx)
 		return;
+	ctx->stopping = true;
 	while (strmap_next(&ctx->ports, &it, &k, &v)) {
 		all = xrealloc(all, (n + 1) * sizeof(*all));
 		all[n++] = v;
@@ -443,6 +464,9 @@ static void us_fini(struct mode_ctx *mc)
 	for (size_t i = 0; i < n; i++)
 		drop_port(ctx, all[i]);
 	free(all);
+	for (size_t i = 0; i < ctx->n_closed_udp; i++)
+		us_port_put(ctx->closed_udp[i]);
+	free(ctx->closed_udp);
 	tcp_close_all(ctx);
 	strmap_free(&ctx->ports);
 	loop_timer_free(ctx->connect_timer);

@@ -140,6 +140,18 @@ endpoints:
 Y
 } >"$M/v6.yaml"
 RANGE=--service-cluster-ip-range=10.0.0.0/24,fd00:10::/120
+dns2_svc() {
+	cat <<'Y'
+apiVersion: v1
+kind: Service
+metadata: {name: dns2, namespace: default}
+spec:
+  clusterIP: 10.0.0.54
+  ports: [{name: dns, protocol: UDP, port: 53}]
+Y
+	slice dns2-1 dns2 dns UDP 5353 10.244.0.11
+}
+dns2_svc >"$M/dns2.yaml"
 
 # --dry-run prints the portals without touching anything.
 dry=$(kp_node "$KP_BIN" --proxy-mode=userspace --dry-run --manifest-dir="$M" --log-file= \
@@ -148,7 +160,7 @@ kp_check "dry-run: REDIRECT portal for the ClusterIP" \
 	grep -qE -- '-A KUBE-PORTALS-CONTAINER -m comment --comment default/web:http -m tcp -p tcp -d 10.0.0.10 --dport 80 -j REDIRECT --to-ports [0-9]+' <<<"$dry"
 kp_check "dry-run: DNAT host portal" \
 	grep -qE -- '-A KUBE-PORTALS-HOST .* -d 10.0.0.10 --dport 80 -j DNAT --to-destination [0-9.]+:[0-9]+' <<<"$dry"
-kp_check "dry-run: one comment line per listener" [ "$(grep -c '^# listener' <<<"$dry")" = 10 ]
+kp_check "dry-run: one comment line per listener" [ "$(grep -c '^# listener' <<<"$dry")" = 11 ]
 kp_check "dry-run changed no rules" bash -c "! ip netns exec $KP_NODE iptables-legacy -t nat -S | grep -q KUBE-"
 
 # A foreign rule that must survive syncs and --cleanup.
@@ -259,6 +271,23 @@ rm "$M/echo.yaml"
 kp_check "removed service: portal rules gone" kp_wait_for 5 bash -c "! ip netns exec $KP_NODE iptables-legacy -t nat -S | grep -q default/echo"
 kp_check "removed service: listener closed (port $port)" bash -c "! ip netns exec $KP_NODE ss -tln | grep -q ':$port '"
 kp_check "removed service: log line" kp_log_has 'Stopping service "default/echo:echo"'
+
+# A removed UDP service takes its conntrack entries along: a client that
+# keeps its source port is not stuck on the closed proxy port when the
+# service comes back.
+q7777() { echo x | ip netns exec "$OUT" socat -T 2 - UDP4:10.0.0.54:53,sourceport=7777 2>/dev/null; }
+q7777_ok() { q7777 | grep -q pod1; }
+ct7777() { ip netns exec "$KP_NODE" conntrack -L -p udp --orig-port-src 7777 2>/dev/null | grep -c 7777; }
+kp_check "UDP dns2 answers from source port 7777" q7777_ok
+kp_check "its conntrack entry exists" [ "$(ct7777)" -ge 1 ]
+rm "$M/dns2.yaml"
+kp_wait_for 5 bash -c "! ip netns exec $KP_NODE iptables-legacy -t nat -S | grep -q default/dns2"
+sleep 0.3
+kp_check "removed UDP service: conntrack entry cleared" [ "$(ct7777)" = 0 ]
+kp_check "removed UDP service: log line" kp_log_has 'Cleared 1 UDP conntrack entries of "default/dns2:dns"'
+dns2_svc >"$M/dns2.yaml.tmp" && mv "$M/dns2.yaml.tmp" "$M/dns2.yaml"
+kp_wait_for 5 bash -c "ip netns exec $KP_NODE iptables-legacy -t nat -S | grep -q default/dns2"
+kp_check "recreated UDP service answers the same client port" q7777_ok
 
 kp_stop_daemon
 kp_check "daemon exits cleanly on SIGTERM" [ "$KP_DAEMON_RC" = 0 ]
