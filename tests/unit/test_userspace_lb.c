@@ -11,7 +11,12 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include "modes/userspace/us.h"
+#include "src/log.h"
+#include "src/loop.h"
 #include "src/util.h"
 
 static void test_port_range(void **state)
@@ -266,6 +271,77 @@ static void test_sockaddr(void **state)
 	assert_string_equal(us_ep_str(&b, port, buf), "10.0.0.10:53");
 }
 
+static bool port_free(uint16_t port)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(port) };
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	bool ok = bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
+
+	close(fd);
+	return ok;
+}
+
+static struct us_port *mk_tcp_port(struct us_ctx *ctx, const char *spn)
+{
+	struct us_port *p = xcalloc(1, sizeof(*p));
+
+	p->ctx = ctx;
+	p->spn = xstrdup(spn);
+	p->key = xstrdup(spn);
+	p->family = AF_INET;
+	p->proto = PROTO_TCP;
+	p->fd = -1;
+	p->refs = 1;
+	addr_parse("10.0.0.1", &p->cluster_ip);
+	lb_init(&p->lb, false, 0);
+	udp_table_init(&p->udp);
+	return p;
+}
+
+/* Proxy ports come from the range in order, held ports are skipped, a
+ * full range fails with EADDRINUSE, a closed port is handed out again. */
+static void test_range_allocation(void **state)
+{
+	struct us_ctx ctx = { 0 };
+	struct us_port *a, *b, *c;
+	uint16_t lo = 0;
+	char spec[32];
+
+	for (uint16_t port = 41000; port < 41400 && !lo; port += 2)
+		if (port_free(port) && port_free((uint16_t)(port + 1)))
+			lo = port;
+	if (!lo)
+		skip();
+	snprintf(spec, sizeof(spec), "%u+1", lo);
+	assert_int_equal(port_range_parse(spec, &ctx.range, NULL), 0);
+	assert_int_equal(ctx.range.n, 2);
+	ctx.range_used = xcalloc(1, 1);
+	ctx.bind_any = true;
+	ctx.loop = loop_new();
+	strmap_init(&ctx.ports);
+	log_set_stderr(0);
+
+	a = mk_tcp_port(&ctx, "t/a:p");
+	b = mk_tcp_port(&ctx, "t/b:p");
+	c = mk_tcp_port(&ctx, "t/c:p");
+	assert_int_equal(us_port_open(&ctx, a), 0);
+	assert_int_equal(a->proxy_port, lo);
+	assert_int_equal(us_port_open(&ctx, b), 0);
+	assert_int_equal(b->proxy_port, lo + 1);
+	assert_false(port_free(lo));   /* really bound */
+	assert_int_equal(us_port_open(&ctx, c), -EADDRINUSE);
+	us_port_close(a);              /* frees a */
+	assert_int_equal(us_port_open(&ctx, c), 0);
+	assert_int_equal(c->proxy_port, lo);
+	us_port_close(b);
+	us_port_close(c);
+	assert_true(port_free(lo));
+	assert_true(port_free((uint16_t)(lo + 1)));
+	strmap_free(&ctx.ports);
+	free(ctx.range_used);
+	loop_free(ctx.loop);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -276,6 +352,7 @@ int main(void)
 		cmocka_unit_test(test_deadline_queue),
 		cmocka_unit_test(test_udp_table),
 		cmocka_unit_test(test_sockaddr),
+		cmocka_unit_test(test_range_allocation),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
