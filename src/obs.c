@@ -202,6 +202,11 @@ struct obs *obs_start(struct loop *l, const struct config *cfg, const char *mode
 	o->svc_health = svc_health_new(l, ips, n_ips, proxy_healthy, o);
 	free(ips);
 
+	/* In userspace mode the kernel never DNATs to endpoints: a UDP flow's
+	 * reply source is the daemon itself, so this cleaner would only cut
+	 * live relays (the mode clears its own entries when a port goes). */
+	if (mode_name && strcmp(mode_name, "userspace") == 0)
+		return o;
 	o->ct = conntrack_cleaner_new(&cterr);
 	if (!o->ct) {
 		log_warn("Stale UDP conntrack entries will not be cleaned up: %s", cterr);
