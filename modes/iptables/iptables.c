@@ -353,9 +353,11 @@ static int apply_table(const struct table_want *t, const char *const *stale,
 		stats->rules_filter += as.rules_total;
 	stats->chains_written += as.chains_created + as.chains_rewritten;
 	log_v(4, "%s %s: %lu chains created, %lu rewritten, %lu unchanged, %lu deleted, "
-	      "%lu rules, %u commit attempt(s)", fam_name(t->family), t->table,
+	      "%lu rules, %u commit attempt(s); init %.3fs, edit %.3fs, commit %.3fs",
+	      fam_name(t->family), t->table,
 	      as.chains_created, as.chains_rewritten, as.chains_unchanged, as.chains_deleted,
-	      as.rules_total, as.commit_attempts);
+	      as.rules_total, as.commit_attempts, (double)as.init_ns / 1e9,
+	      (double)as.edit_ns / 1e9, (double)as.commit_ns / 1e9);
 	return 0;
 }
 
