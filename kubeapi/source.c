@@ -23,6 +23,7 @@
 struct kube_source {
 	struct loop *loop;
 	struct store *store;
+	const struct config *cfg;
 	struct kube_source_cbs cbs;
 	struct kube_conn *conn;
 	struct http *http;
@@ -60,6 +61,33 @@ static void check_ready(struct kube_source *ks)
 
 /* ---- Services ---- */
 
+/* The API server allocates ClusterIPs; we only warn when one lies outside
+ * --service-cluster-ip-range (a misconfigured node), once per new address. */
+static void warn_outside_range(const struct kube_source *ks, const struct service *svc)
+{
+	const struct service *old = store_get_service(ks->store, svc->ns, svc->name);
+	const struct config *c = ks->cfg;
+
+	for (size_t i = 0; i < svc->n_cluster_ips; i++) {
+		const struct addr *ip = &svc->cluster_ips[i];
+		bool known = false, inside = false, family_known = false;
+		char a[ADDR_STRLEN];
+
+		for (size_t j = 0; old && j < old->n_cluster_ips; j++)
+			known = known || addr_equal(&old->cluster_ips[j], ip);
+		for (size_t j = 0; j < c->n_service_cidrs; j++) {
+			if (c->service_cidrs[j].base.family != ip->family)
+				continue;
+			family_known = true;
+			inside = inside || cidr_contains(&c->service_cidrs[j], ip);
+		}
+		if (!known && family_known && !inside)
+			log_warn("Service %s/%s: ClusterIP %s is outside --service-cluster-ip-range %s",
+				 svc->ns, svc->name, addr_str(ip, a),
+				 c->service_cidr_str ? c->service_cidr_str : "");
+	}
+}
+
 static int svc_upsert(void *arg, const json_t *obj, char **err)
 {
 	struct kube_source *ks = arg;
@@ -68,6 +96,8 @@ static int svc_upsert(void *arg, const json_t *obj, char **err)
 
 	if (r < 0)
 		return r;
+	if (ks->cfg)
+		warn_outside_range(ks, svc);
 	store_upsert_service(ks->store, svc);
 	return 0;
 }
@@ -216,6 +246,7 @@ struct kube_source *kube_source_open_opts(struct loop *l, struct store *st, cons
 	*err = NULL;
 	ks->loop = l;
 	ks->store = st;
+	ks->cfg = cfg;
 	if (cbs)
 		ks->cbs = *cbs;
 	if (resolve_conn(cfg, o, &ks->conn, err) < 0)

@@ -65,6 +65,12 @@ kp_check "slice update: only pod2 remains" serves "$KP_NODE" 10.0.0.10 80 "pod2 
 fake_svc api 10.0.0.20 81
 fake_slice api-a api 10.244.0.11
 kp_check "new service reachable" serves "$KP_NODE" 10.0.0.20 81 "pod1 "
+# The API server owns ClusterIPs: no allocation, only a warning for one
+# outside --service-cluster-ip-range (default 10.0.0.0/24).
+fake_svc odd 10.1.0.5 82
+kp_check "ClusterIP outside the service range is warned about" \
+	kp_wait_for 5 kp_log_has "Service default/odd: ClusterIP 10.1.0.5 is outside --service-cluster-ip-range 10.0.0.0/24"
+kp_check "no ClusterIP allocation with an API server" [ ! -e "$KP_TMP/state/clusterip-allocations" ]
 
 # Faults, each followed by a change that must arrive.
 fake_fault '{"type":"drop_mid_line","count":1}'
