@@ -10,7 +10,7 @@ jobs=$(nproc)
 
 [ -x configure ] || autoreconf -fi
 
-echo "=== 1/3 sanitizer build: unit + integration tests"
+echo "=== 1/4 sanitizer build: unit + integration tests"
 rm -rf _build-san && mkdir _build-san
 (cd _build-san && ../configure -q --enable-werror --enable-sanitizers &&
 	make -j"$jobs" -s && make -j"$jobs" check) || {
@@ -21,7 +21,7 @@ rm -rf _build-san && mkdir _build-san
 
 unit_tests=$(sed -n 's/^UNIT_TESTS *+\?= *//p' Makefile.am | tr '\n' ' ')
 
-echo "=== 2/3 plain build: unit tests under valgrind"
+echo "=== 2/4 plain build: unit tests under valgrind"
 rm -rf _build-vg && mkdir _build-vg
 (cd _build-vg && ../configure -q --enable-werror && make -j"$jobs" -s &&
 	make -j"$jobs" check TESTS="$unit_tests" \
@@ -31,7 +31,22 @@ rm -rf _build-vg && mkdir _build-vg
 	exit 1
 }
 
-echo "=== 3/3 make distcheck (the tarball builds, installs and passes the unit tests)"
+echo "=== 3/4 make distcheck (the tarball builds, installs and passes the unit tests)"
 (cd _build-vg && make -s distcheck DISTCHECK_CONFIGURE_FLAGS=--enable-werror TESTS="$unit_tests")
+
+echo "=== 4/4 build matrix: modes compiled out"
+for flags in "--disable-ipvs --disable-userspace" "--disable-iptables"; do
+	rm -rf _build-matrix && mkdir _build-matrix
+	(cd _build-matrix && ../configure -q --enable-werror $flags && make -j"$jobs" -s &&
+		make -j"$jobs" -s check TESTS=)
+	gone=$(echo "$flags" | sed 's/--disable-\([a-z]*\).*/\1/')
+	if _build-matrix/kube-proxy --proxy-mode="$gone" --manifest-dir=contrib/examples --dry-run --log-file= 2>&1 |
+		grep -q "not compiled into this binary"; then
+		echo "ok - $flags: builds, and --proxy-mode=$gone says it is compiled out"
+	else
+		echo "not ok - $flags: --proxy-mode=$gone is not refused as compiled out"; exit 1
+	fi
+done
+rm -rf _build-matrix
 
 echo "All test stages passed."
