@@ -1,6 +1,7 @@
 #include "config.h"
 
 #include <arpa/inet.h>
+#include <netinet/in.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -55,6 +56,26 @@ bool addr_is_unspecified(const struct addr *a)
 	static const uint8_t zero[16];
 
 	return !a->family || memcmp(a->bytes, zero, addr_len(a)) == 0;
+}
+
+int addr_from_sockaddr(const struct sockaddr *sa, struct addr *out)
+{
+	memset(out, 0, sizeof(*out));
+	if (sa && sa->sa_family == AF_INET) {
+		const struct sockaddr_in *in = (const struct sockaddr_in *)(const void *)sa;
+
+		out->family = AF_INET;
+		memcpy(out->bytes, &in->sin_addr, 4);
+		return 0;
+	}
+	if (sa && sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)(const void *)sa;
+
+		out->family = AF_INET6;
+		memcpy(out->bytes, &in6->sin6_addr, 16);
+		return 0;
+	}
+	return -EAFNOSUPPORT;
 }
 
 static void mask_bits(struct addr *a, unsigned prefix)

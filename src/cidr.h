@@ -33,6 +33,9 @@ int addr_cmp(const struct addr *a, const struct addr *b);
 /* Address length in bytes: 4, 16 or 0. */
 size_t addr_len(const struct addr *a);
 bool addr_is_unspecified(const struct addr *a);
+/* Copies the address of an AF_INET/AF_INET6 socket address. 0 or
+ * -EAFNOSUPPORT for any other family (or a NULL sa). */
+int addr_from_sockaddr(const struct sockaddr *sa, struct addr *out);
 
 /* Parses "a.b.c.d/n" or "x::/n". Host bits set in the input are an error
  * (as Kubernetes' validation says), unless lenient is true, in which case

@@ -2,7 +2,6 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <ifaddrs.h>
 #include <libnetfilter_conntrack/libnetfilter_conntrack.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -11,6 +10,7 @@
 #include <unistd.h>
 
 #include "conntrack.h"
+#include "hostaddr.h"
 #include "log.h"
 #include "util.h"
 
@@ -169,28 +169,9 @@ static void plan_port(struct plan *p, const struct svc_port_info *sp, struct str
 
 static void plan_local_addrs(struct plan *p)
 {
-	struct ifaddrs *ifa, *i;
+	long n = host_addresses(&p->local);
 
-	if (getifaddrs(&ifa) < 0)
-		return;
-	for (i = ifa; i; i = i->ifa_next) {
-		struct addr a = { 0 };
-
-		if (!i->ifa_addr)
-			continue;
-		if (i->ifa_addr->sa_family == AF_INET) {
-			a.family = AF_INET;
-			memcpy(a.bytes, &((struct sockaddr_in *)i->ifa_addr)->sin_addr, 4);
-		} else if (i->ifa_addr->sa_family == AF_INET6) {
-			a.family = AF_INET6;
-			memcpy(a.bytes, &((struct sockaddr_in6 *)i->ifa_addr)->sin6_addr, 16);
-		} else {
-			continue;
-		}
-		p->local = xrealloc(p->local, (p->n_local + 1) * sizeof(*p->local));
-		p->local[p->n_local++] = a;
-	}
-	freeifaddrs(ifa);
+	p->n_local = n > 0 ? (size_t)n : 0;
 	if (p->n_local)
 		qsort(p->local, p->n_local, sizeof(*p->local), cmp_addr);
 }

@@ -1,7 +1,6 @@
 #include "config.h"
 
 #include <errno.h>
-#include <ifaddrs.h>
 #include <jansson.h>
 #include <netinet/in.h>
 #include <stdlib.h>
@@ -9,6 +8,7 @@
 
 #include "conntrack.h"
 #include "healthz.h"
+#include "hostaddr.h"
 #include "http.h"
 #include "log.h"
 #include "loop.h"
@@ -129,35 +129,25 @@ static bool proxy_healthy(void *arg)
  * --nodeport-addresses, none (= wildcard) when it is unset. */
 static size_t hc_addresses(const struct config *cfg, struct addr **out)
 {
-	struct ifaddrs *ifa, *i;
+	struct addr *all;
+	long n_all;
 	size_t n = 0;
 
 	*out = NULL;
-	if (!cfg->n_nodeport_addresses || getifaddrs(&ifa) < 0)
+	if (!cfg->n_nodeport_addresses || (n_all = host_addresses(&all)) < 0)
 		return 0;
-	for (i = ifa; i; i = i->ifa_next) {
-		struct addr a = { 0 };
-
-		if (!i->ifa_addr)
-			continue;
-		if (i->ifa_addr->sa_family == AF_INET) {
-			a.family = AF_INET;
-			memcpy(a.bytes, &((struct sockaddr_in *)i->ifa_addr)->sin_addr, 4);
-		} else if (i->ifa_addr->sa_family == AF_INET6) {
-			a.family = AF_INET6;
-			memcpy(a.bytes, &((struct sockaddr_in6 *)i->ifa_addr)->sin6_addr, 16);
-		} else {
-			continue;
-		}
+	for (long i = 0; i < n_all; i++) {
 		for (size_t k = 0; k < cfg->n_nodeport_addresses; k++) {
-			if (cidr_contains(&cfg->nodeport_addresses[k], &a)) {
-				*out = xrealloc(*out, (n + 1) * sizeof(**out));
-				(*out)[n++] = a;
+			if (cidr_contains(&cfg->nodeport_addresses[k], &all[i])) {
+				all[n++] = all[i];
 				break;
 			}
 		}
 	}
-	freeifaddrs(ifa);
+	if (n)
+		*out = all;
+	else
+		free(all);
 	if (!n)
 		log_warn("No local address matches --nodeport-addresses: health check ports listen on all addresses");
 	return n;

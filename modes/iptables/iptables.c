@@ -3,7 +3,6 @@
  * IPv4 and IPv6. */
 #include <errno.h>
 #include <fcntl.h>
-#include <ifaddrs.h>
 #include <limits.h>
 #include <net/if.h>
 #include <netinet/in.h>
@@ -17,6 +16,7 @@
 
 #include <libiptc/libiptc.h>
 
+#include "../../src/hostaddr.h"
 #include "../../src/log.h"
 #include "../../src/strmap.h"
 #include "../../src/util.h"
@@ -36,7 +36,7 @@ struct ipt_state {
 	struct addr last_node_ip[2];
 	struct proxier_env env;
 	struct addr *addrs;       /* env.host_addrs storage */
-	size_t n_addrs, cap_addrs;
+	size_t n_addrs;
 	/* nat chain name -> rule count + 1 as last written, per family, so
 	 * that partial syncs report the rules of the chains they kept */
 	struct strmap chain_rules[2];
@@ -88,36 +88,18 @@ static bool is_global(const struct addr *a)
  * family, else the first global address of the family on any interface. */
 static void env_refresh(struct ipt_state *st, const struct config *cfg)
 {
-	struct ifaddrs *ifa = NULL;
-	struct addr bind = { 0 };
+	struct addr bind = { 0 }, *addrs;
+	long n;
 
-	st->n_addrs = 0;
-	if (getifaddrs(&ifa) == 0) {
-		for (struct ifaddrs *i = ifa; i; i = i->ifa_next) {
-			struct addr a = { 0 };
-
-			if (!i->ifa_addr)
-				continue;
-			if (i->ifa_addr->sa_family == AF_INET) {
-				a.family = AF_INET;
-				memcpy(a.bytes, &((struct sockaddr_in *)(void *)i->ifa_addr)->sin_addr, 4);
-			} else if (i->ifa_addr->sa_family == AF_INET6) {
-				a.family = AF_INET6;
-				memcpy(a.bytes, &((struct sockaddr_in6 *)(void *)i->ifa_addr)->sin6_addr, 16);
-			} else {
-				continue;
-			}
-			if (st->n_addrs == st->cap_addrs) {
-				st->cap_addrs = st->cap_addrs ? st->cap_addrs * 2 : 16;
-				st->addrs = xrealloc(st->addrs, st->cap_addrs * sizeof(*st->addrs));
-			}
-			st->addrs[st->n_addrs++] = a;
-		}
-		freeifaddrs(ifa);
-	} else {
+	n = host_addresses(&addrs);
+	if (n < 0) {
 		log_warn("getifaddrs: %s; NodePorts on --nodeport-addresses may be incomplete",
-			 strerror(errno));
+			 strerror((int)-n));
+		n = 0;
 	}
+	free(st->addrs);
+	st->addrs = addrs;
+	st->n_addrs = (size_t)n;
 	st->env.host_addrs = st->addrs;
 	st->env.n_host_addrs = st->n_addrs;
 

@@ -7,7 +7,11 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
 #include "src/cidr.h"
+#include "src/hostaddr.h"
 
 static void test_addr_parse_print(void **state)
 {
@@ -112,6 +116,40 @@ static void test_list(void **state)
 	free(bad);
 }
 
+static void test_sockaddr_and_host(void **state)
+{
+	struct sockaddr_in in = { .sin_family = AF_INET };
+	struct sockaddr_in6 in6 = { .sin6_family = AF_INET6 };
+	struct sockaddr sa = { .sa_family = AF_UNIX };
+	struct addr a, lo;
+	struct addr *all = NULL;
+	char buf[ADDR_STRLEN];
+	long n;
+	bool found = false;
+
+	inet_pton(AF_INET, "192.0.2.7", &in.sin_addr);
+	assert_int_equal(addr_from_sockaddr((struct sockaddr *)&in, &a), 0);
+	assert_string_equal(addr_str(&a, buf), "192.0.2.7");
+	inet_pton(AF_INET6, "2001:db8::7", &in6.sin6_addr);
+	assert_int_equal(addr_from_sockaddr((struct sockaddr *)&in6, &a), 0);
+	assert_string_equal(addr_str(&a, buf), "2001:db8::7");
+	assert_int_equal(addr_from_sockaddr(&sa, &a), -EAFNOSUPPORT);
+	assert_int_equal(addr_from_sockaddr(NULL, &a), -EAFNOSUPPORT);
+
+	/* Every host with an lo that is up has 127.0.0.1. */
+	addr_parse("127.0.0.1", &lo);
+	n = host_addresses(&all);
+	assert_true(n >= 0);
+	for (long i = 0; i < n; i++)
+		found = found || addr_equal(&all[i], &lo);
+	if (n > 0 && !found) {
+		free(all);
+		skip();
+		return;
+	}
+	free(all);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -120,6 +158,7 @@ int main(void)
 		cmocka_unit_test(test_contains),
 		cmocka_unit_test(test_nth_index),
 		cmocka_unit_test(test_list),
+		cmocka_unit_test(test_sockaddr_and_host),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
