@@ -156,32 +156,107 @@ int kp_dummy_list(struct kp_dummy *d, struct addr **out, size_t *n)
 	return 0;
 }
 
-static int change(struct kp_dummy *d, const struct addr *a, bool add)
+static struct rtnl_addr *mk_addr(struct kp_dummy *d, const struct addr *a)
 {
 	struct rtnl_addr *ra = rtnl_addr_alloc();
 	struct nl_addr *na;
-	int rc;
 
 	if (!ra)
-		return -ENOMEM;
+		return NULL;
 	na = nl_addr_build(a->family, a->bytes, addr_len(a));
 	if (!na) {
 		rtnl_addr_put(ra);
-		return -ENOMEM;
+		return NULL;
 	}
 	nl_addr_set_prefixlen(na, a->family == AF_INET6 ? 128 : 32);
 	rtnl_addr_set_ifindex(ra, d->ifindex);
 	rtnl_addr_set_family(ra, a->family);
 	rtnl_addr_set_local(ra, na);
 	rtnl_addr_set_prefixlen(ra, a->family == AF_INET6 ? 128 : 32);
-	rc = add ? rtnl_addr_add(d->sk, ra, 0) : rtnl_addr_delete(d->sk, ra, 0);
 	nl_addr_put(na);
-	rtnl_addr_put(ra);
-	if (rc == -NLE_EXIST && add)
+	return ra;
+}
+
+/* Adds (or deletes) n addresses: the requests are concatenated into few
+ * sendmsg calls without ACK except the last one; errors arrive with the
+ * sequence number. EEXIST on add and EADDRNOTAVAIL/ENOENT on delete are
+ * success. 0 or -errno. */
+static int change_many(struct kp_dummy *d, const struct addr *v, size_t n, bool add)
+{
+	struct strbuf out;
+	uint32_t seq = 0, last = 0;
+	int rc = 0;
+	bool done = false;
+
+	if (!n)
 		return 0;
-	if ((rc == -NLE_NOADDR || rc == -NLE_OBJ_NOTFOUND || rc == -NLE_NODEV) && !add)
-		return 0;
-	return rc < 0 ? -EIO : 0;
+	sb_init(&out);
+	for (size_t i = 0; i < n; i++) {
+		static const char zero[NLMSG_ALIGNTO];
+		struct rtnl_addr *ra = mk_addr(d, &v[i]);
+		struct nl_msg *msg = NULL;
+		struct nlmsghdr *h;
+
+		if (!ra || (add ? rtnl_addr_build_add_request(ra, NLM_F_CREATE | NLM_F_EXCL, &msg)
+				: rtnl_addr_build_delete_request(ra, 0, &msg)) < 0) {
+			rtnl_addr_put(ra);
+			rc = -ENOMEM;
+			break;
+		}
+		rtnl_addr_put(ra);
+		h = nlmsg_hdr(msg);
+		h->nlmsg_flags |= NLM_F_REQUEST;
+		h->nlmsg_flags &= ~NLM_F_ACK;
+		if (i == n - 1)
+			h->nlmsg_flags |= NLM_F_ACK;
+		h->nlmsg_seq = last = ++seq;
+		h->nlmsg_pid = nl_socket_get_local_port(d->sk);
+		sb_add(&out, (const char *)h, h->nlmsg_len);
+		sb_add(&out, zero, NLMSG_ALIGN(h->nlmsg_len) - h->nlmsg_len);
+		nlmsg_free(msg);
+		if (out.len >= 32768 || i == n - 1) {
+			if (nl_sendto(d->sk, out.buf, out.len) < 0) {
+				rc = -EIO;
+				break;
+			}
+			sb_reset(&out);
+		}
+	}
+	sb_free(&out);
+	if (rc < 0)
+		return rc;
+	while (!done) {
+		struct sockaddr_nl peer;
+		unsigned char *buf = NULL;
+		struct nlmsghdr *h;
+		int len = nl_recv(d->sk, &peer, &buf, NULL);
+
+		if (len <= 0) {
+			free(buf);
+			return rc ? rc : -EIO;
+		}
+		for (h = (struct nlmsghdr *)buf; nlmsg_ok(h, len); h = nlmsg_next(h, &len)) {
+			struct nlmsgerr *e;
+
+			if (h->nlmsg_type != NLMSG_ERROR)
+				continue;
+			e = nlmsg_data(h);
+			if (h->nlmsg_seq == last)
+				done = true;
+			if (!e->error || (add && e->error == -EEXIST) ||
+			    (!add && (e->error == -EADDRNOTAVAIL || e->error == -ENOENT || e->error == -ENODEV)))
+				continue;
+			if (!rc)
+				rc = e->error;
+		}
+		free(buf);
+	}
+	return rc;
+}
+
+static int change(struct kp_dummy *d, const struct addr *a, bool add)
+{
+	return change_many(d, a, 1, add);
 }
 
 int kp_dummy_add(struct kp_dummy *d, const struct addr *a)
@@ -201,8 +276,8 @@ static int cmp_addr(const void *a, const void *b)
 
 int kp_dummy_sync(struct kp_dummy *d, const struct addr *want, size_t n, size_t *added, size_t *removed)
 {
-	struct addr *have = NULL, *w;
-	size_t nh = 0, i = 0, j = 0;
+	struct addr *have = NULL, *w, *adds, *dels;
+	size_t nh = 0, i = 0, j = 0, na = 0, nd = 0;
 	int rc;
 
 	*added = *removed = 0;
@@ -210,6 +285,8 @@ int kp_dummy_sync(struct kp_dummy *d, const struct addr *want, size_t n, size_t 
 	if (rc < 0)
 		return rc;
 	w = xmalloc((n ? n : 1) * sizeof(*w));
+	adds = xmalloc((n ? n : 1) * sizeof(*adds));
+	dels = xmalloc((nh ? nh : 1) * sizeof(*dels));
 	if (n) {
 		memcpy(w, want, n * sizeof(*w));
 		qsort(w, n, sizeof(*w), cmp_addr);
@@ -220,18 +297,11 @@ int kp_dummy_sync(struct kp_dummy *d, const struct addr *want, size_t n, size_t 
 		int c = i == n ? 1 : j == nh ? -1 : addr_cmp(&w[i], &have[j]);
 
 		if (c < 0) {
-			if (i == 0 || !addr_equal(&w[i], &w[i - 1])) {
-				rc = kp_dummy_add(d, &w[i]);
-				if (rc < 0)
-					goto out;
-				(*added)++;
-			}
+			if (i == 0 || !addr_equal(&w[i], &w[i - 1]))
+				adds[na++] = w[i];
 			i++;
 		} else if (c > 0) {
-			rc = kp_dummy_del(d, &have[j++]);
-			if (rc < 0)
-				goto out;
-			(*removed)++;
+			dels[nd++] = have[j++];
 		} else {
 			/* skip duplicates of this address in want */
 			struct addr cur = w[i];
@@ -241,8 +311,15 @@ int kp_dummy_sync(struct kp_dummy *d, const struct addr *want, size_t n, size_t 
 			j++;
 		}
 	}
-	rc = 0;
-out:
+	rc = change_many(d, dels, nd, false);
+	if (rc == 0)
+		rc = change_many(d, adds, na, true);
+	if (rc == 0) {
+		*added = na;
+		*removed = nd;
+	}
+	free(adds);
+	free(dels);
 	free(w);
 	free(have);
 	return rc;

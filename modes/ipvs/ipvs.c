@@ -66,6 +66,8 @@ struct ipvs_priv {
 	bool synced_once;
 	bool need_full;                 /* the last sync failed */
 	unsigned long nl_changes;       /* netlink changes in the last sync */
+	struct addr *node4, *node6;     /* node addresses, refreshed at full syncs */
+	size_t n_node4, n_node6;
 };
 
 /* ---- helpers ---- */
@@ -824,6 +826,7 @@ static int ipvs_sync(struct mode_ctx *ctx, const struct proxy_state *ps,
 	struct addr *n4 = NULL, *n6 = NULL;
 	size_t nn4 = 0, nn6 = 0;
 	struct desired d = { 0 };
+	unsigned long long t[6] = { 0 };
 	unsigned long set_changes = 0;
 	char *err = NULL;
 	int rc;
@@ -831,13 +834,22 @@ static int ipvs_sync(struct mode_ctx *ctx, const struct proxy_state *ps,
 	if (!p->synced_once || p->need_full || (cfg->ipvs_sync_period_ms && now - p->last_full_ms >= cfg->ipvs_sync_period_ms))
 		full = true;
 	p->nl_changes = 0;
-	rc = node_addrs(cfg, p->dummy, &n4, &nn4, &n6, &nn6);
-	if (rc < 0)
-		return rc;
-	build_desired(cfg, ps, n4, nn4, n6, nn6, &d, p->sets);
-	free(n4);
-	free(n6);
-
+	t[0] = now_ns();
+	/* listing addresses walks every VIP on kube-ipvs0 too: only at full
+	 * syncs (node addresses rarely change; upstream reads them each time) */
+	if (full || !p->synced_once) {
+		rc = node_addrs(cfg, p->dummy, &n4, &nn4, &n6, &nn6);
+		if (rc < 0)
+			return rc;
+		free(p->node4);
+		free(p->node6);
+		p->node4 = n4;
+		p->n_node4 = nn4;
+		p->node6 = n6;
+		p->n_node6 = nn6;
+	}
+	build_desired(cfg, ps, p->node4, p->n_node4, p->node6, p->n_node6, &d, p->sets);
+	t[1] = now_ns();
 	if (full) {
 		/* the kernel is the truth: re-read it */
 		rc = read_kernel(p);
@@ -847,11 +859,13 @@ static int ipvs_sync(struct mode_ctx *ctx, const struct proxy_state *ps,
 		}
 	}
 	/* addresses and sets first: rules match the sets, IPVS needs local VIPs */
+	t[5] = now_ns();
 	rc = apply_vips(p, &d, full);
 	if (rc < 0) {
 		log_error("Cannot update addresses of %s: %s", KP_DUMMY_NAME, strerror(-rc));
 		goto out;
 	}
+	t[2] = now_ns();
 	for (int f = 0; f < 2; f++) {
 		unsigned long c = 0;
 
@@ -876,6 +890,7 @@ static int ipvs_sync(struct mode_ctx *ctx, const struct proxy_state *ps,
 		}
 	}
 	/* every change goes out in a few large netlink writes */
+	t[3] = now_ns();
 	ipvs_batch_begin(p->nl);
 	rc = apply_services(p, &d, full ? NULL : changed);
 	{
@@ -889,14 +904,18 @@ static int ipvs_sync(struct mode_ctx *ctx, const struct proxy_state *ps,
 	}
 	if (rc < 0)
 		goto out;
+	t[4] = now_ns();
 	grace_check(p);
 	if (full)
 		p->last_full_ms = now;
 	p->synced_once = true;
 	stats->full = full;
 	stats->chains_written = 0;
-	log_v(2, "ipvs %s sync: %zu virtual servers, %lu netlink changes, %lu ipset changes, %zu draining",
-	      full ? "full" : "partial", p->applied.len, p->nl_changes, set_changes, p->n_grace);
+	log_v(2, "ipvs %s sync: %zu virtual servers, %lu netlink changes, %lu ipset changes, %zu draining "
+	      "(ms: desired %llu, %s %llu, addresses %llu, ipsets+rules %llu, virtual servers %llu)",
+	      full ? "full" : "partial", p->applied.len, p->nl_changes, set_changes, p->n_grace,
+	      (t[1] - t[0]) / 1000000, full ? "kernel read" : "-", (t[5] - t[1]) / 1000000,
+	      (t[2] - t[5]) / 1000000, (t[3] - t[2]) / 1000000, (t[4] - t[3]) / 1000000);
 out:
 	p->need_full = rc < 0;   /* after a failure, re-read the kernel */
 	free(err);
@@ -1060,6 +1079,8 @@ static void ipvs_fini(struct mode_ctx *ctx)
 	free(p->grace);
 	map_free_entries(&p->applied);
 	free(p->vips);
+	free(p->node4);
+	free(p->node6);
 	kp_sets_free(p->sets[0]);
 	kp_sets_free(p->sets[1]);
 	kp_dummy_close(p->dummy);
