@@ -156,7 +156,7 @@ mkfifo /tmp/hold
 $IP netns exec client sh -c "cat /tmp/hold | nc 10.0.0.12 80 >/dev/null" &
 HOLD=$!
 exec 7>/tmp/hold
-check "held connection is active on pod3" wait_for 5 sh -c "ipvsadm -Ln -t 10.0.0.12:80 | grep -q '10.244.3.2:8080 *Masq *1 *1'"
+check "held connection is active on pod3" wait_for 10 sh -c "ipvsadm -Ln -t 10.0.0.12:80 | grep -q '10.244.3.2:8080 *Masq *1 *1'"
 { svc drain 10.0.0.12 80 ClusterIP ""; slice drain 10.244.1.2; } >$M/drain.yaml
 check "removed endpoint drains: weight 0 while the connection lives" wait_for 10 sh -c "ipvsadm -Ln -t 10.0.0.12:80 | grep -q '10.244.3.2:8080 *Masq *0 *1'"
 check "new connections go to the remaining endpoint" answers_are client 10.0.0.12 80 4 "pod1 "
