@@ -51,6 +51,16 @@ int addr_cmp(const struct addr *a, const struct addr *b)
 	return memcmp(a->bytes, b->bytes, addr_len(a));
 }
 
+bool addr_list_equal(const struct addr *a, size_t na, const struct addr *b, size_t nb)
+{
+	if (na != nb)
+		return false;
+	for (size_t i = 0; i < na; i++)
+		if (!addr_equal(&a[i], &b[i]))
+			return false;
+	return true;
+}
+
 bool addr_is_unspecified(const struct addr *a)
 {
 	static const uint8_t zero[16];

@@ -30,6 +30,8 @@ int addr_parse(const char *s, struct addr *out);
 const char *addr_str(const struct addr *a, char *buf);
 bool addr_equal(const struct addr *a, const struct addr *b);
 int addr_cmp(const struct addr *a, const struct addr *b);
+/* Two address lists are equal: same length, same addresses in order. */
+bool addr_list_equal(const struct addr *a, size_t na, const struct addr *b, size_t nb);
 /* Address length in bytes: 4, 16 or 0. */
 size_t addr_len(const struct addr *a);
 bool addr_is_unspecified(const struct addr *a);

@@ -87,16 +87,6 @@ static bool str_eq(const char *a, const char *b)
 	return strcmp(a, b) == 0;
 }
 
-static bool addrs_eq(const struct addr *a, size_t na, const struct addr *b, size_t nb)
-{
-	if (na != nb)
-		return false;
-	for (size_t i = 0; i < na; i++)
-		if (!addr_equal(&a[i], &b[i]))
-			return false;
-	return true;
-}
-
 bool service_equal(const struct service *a, const struct service *b)
 {
 	if (!str_eq(a->ns, b->ns) || !str_eq(a->name, b->name) || a->type != b->type ||
@@ -104,9 +94,9 @@ bool service_equal(const struct service *a, const struct service *b)
 	    a->affinity_timeout != b->affinity_timeout || a->etp_local != b->etp_local ||
 	    a->itp_local != b->itp_local ||
 	    a->health_check_node_port != b->health_check_node_port ||
-	    !addrs_eq(a->cluster_ips, a->n_cluster_ips, b->cluster_ips, b->n_cluster_ips) ||
-	    !addrs_eq(a->external_ips, a->n_external_ips, b->external_ips, b->n_external_ips) ||
-	    !addrs_eq(a->lb_ips, a->n_lb_ips, b->lb_ips, b->n_lb_ips) ||
+	    !addr_list_equal(a->cluster_ips, a->n_cluster_ips, b->cluster_ips, b->n_cluster_ips) ||
+	    !addr_list_equal(a->external_ips, a->n_external_ips, b->external_ips, b->n_external_ips) ||
+	    !addr_list_equal(a->lb_ips, a->n_lb_ips, b->lb_ips, b->n_lb_ips) ||
 	    a->n_lb_source_ranges != b->n_lb_source_ranges || a->n_ports != b->n_ports)
 		return false;
 	for (size_t i = 0; i < a->n_lb_source_ranges; i++)

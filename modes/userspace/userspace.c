@@ -189,23 +189,13 @@ static void port_config(struct us_port *p, const struct svc_port_info *pi)
 	p->affinity_timeout = s->affinity_timeout;
 }
 
-static bool addrs_equal(const struct addr *a, size_t na, const struct addr *b, size_t nb)
-{
-	if (na != nb)
-		return false;
-	for (size_t i = 0; i < na; i++)
-		if (!addr_equal(&a[i], &b[i]))
-			return false;
-	return true;
-}
-
 /* Upstream's sameConfig: anything that shapes the listener or the portals. */
 static bool same_config(const struct us_port *a, const struct us_port *b)
 {
 	return a->proto == b->proto && a->svc_port == b->svc_port && a->node_port == b->node_port &&
 	       addr_equal(&a->cluster_ip, &b->cluster_ip) &&
-	       addrs_equal(a->ext_ips, a->n_ext_ips, b->ext_ips, b->n_ext_ips) &&
-	       addrs_equal(a->lb_ips, a->n_lb_ips, b->lb_ips, b->n_lb_ips) &&
+	       addr_list_equal(a->ext_ips, a->n_ext_ips, b->ext_ips, b->n_ext_ips) &&
+	       addr_list_equal(a->lb_ips, a->n_lb_ips, b->lb_ips, b->n_lb_ips) &&
 	       a->affinity == b->affinity && a->affinity_timeout == b->affinity_timeout;
 }
 
