@@ -43,8 +43,9 @@ struct ipt_state {
 };
 
 /* Every chain prefix upstream kube-proxy (all modes, old and new) and we
- * ever created, per table, for --cleanup. KUBE-FIREWALL in filter and
- * KUBE-KUBELET-CANARY belong to kubelet and are left alone. */
+ * ever created, per table, for --cleanup. KUBE-FIREWALL in filter is ours
+ * too since kubelet stopped managing iptables (1.28): we write it for
+ * localhost NodePorts. KUBE-KUBELET-CANARY is kubelet's and stays. */
 static const char *const cleanup_nat[] = {
 	"KUBE-SERVICES", "KUBE-NODEPORTS", "KUBE-POSTROUTING", "KUBE-MARK-MASQ",
 	"KUBE-MARK-DROP", "KUBE-PROXY-CANARY", "KUBE-SVC-", "KUBE-SVL-", "KUBE-EXT-",
@@ -56,7 +57,7 @@ static const char *const cleanup_nat[] = {
 static const char *const cleanup_filter[] = {
 	"KUBE-SERVICES", "KUBE-EXTERNAL-SERVICES", "KUBE-NODEPORTS", "KUBE-FORWARD",
 	"KUBE-PROXY-FIREWALL", "KUBE-PROXY-CANARY", "KUBE-IPVS-", "KUBE-SOURCE-RANGES-FIREWALL",
-	NULL
+	"KUBE-FIREWALL", NULL
 };
 static const char *const cleanup_mangle[] = { "KUBE-PROXY-CANARY", NULL };
 static const char *const no_prefixes[] = { NULL };

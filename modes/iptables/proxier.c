@@ -20,6 +20,7 @@
 #define KUBE_MARK_MASQ         "KUBE-MARK-MASQ"
 #define KUBE_FORWARD           "KUBE-FORWARD"
 #define KUBE_PROXY_FIREWALL    "KUBE-PROXY-FIREWALL"
+#define KUBE_FIREWALL          "KUBE-FIREWALL"  /* shared with kubelet */
 #define KUBE_PROXY_CANARY      "KUBE-PROXY-CANARY"
 
 const char *const proxier_stale_prefixes[] = {
@@ -370,6 +371,26 @@ static void add_jump(struct table_want *t, const char *builtin, bool ct_new,
 		rule_ctstate(r, CTSTATE_NEW, false);
 	rule_comment(r, comment);
 	rule_jump(r, target);
+}
+
+/* With route_localnet on (NodePorts on 127.0.0.1), packets to 127/8 that
+ * arrive from elsewhere must be dropped (kubernetes issue 90259). Upstream
+ * writes this chain and its jumps as an exact copy of kubelet's, so either
+ * may own them. */
+static void localnet_firewall(struct table_want *filter)
+{
+	struct chain *c = table_chain(filter, KUBE_FIREWALL);
+	struct rule *r = chain_append(c);
+	struct cidr lo;
+
+	cidr_parse("127.0.0.0/8", false, &lo);
+	rule_comment(r, "block incoming localnet connections");
+	rule_dst(r, &lo, false);
+	rule_src(r, &lo, true);
+	rule_ctstate(r, CTSTATE_RELATED | CTSTATE_ESTABLISHED | CTSTATE_DNAT, true);
+	rule_target(r, RT_DROP);
+	rule_jump(table_builtin_rule(filter, "INPUT"), KUBE_FIREWALL);
+	rule_jump(table_builtin_rule(filter, "OUTPUT"), KUBE_FIREWALL);
 }
 
 /* The jumps from the built-in chains, in the order they end up on a fresh
@@ -814,6 +835,8 @@ void proxier_build(const struct config *cfg, const struct proxier_env *env,
 	g.localhost_nodeports = family == AF_INET && cfg->localhost_nodeports && g.npa.v4_loopback;
 	g.large = proxier_large_cluster(ps, family);
 
+	if (g.localhost_nodeports)
+		localnet_firewall(filter);
 	builtin_jumps(nat, filter);
 	fixed_chains(&g);
 	for (size_t i = 0; i < ps->n_ports; i++) {

@@ -388,6 +388,8 @@ static void put_ctstate(struct strbuf *sb, uint32_t states)
 		{ CTSTATE_NEW, "NEW" },
 		{ CTSTATE_RELATED, "RELATED" },
 		{ CTSTATE_ESTABLISHED, "ESTABLISHED" },
+		{ CTSTATE_SNAT, "SNAT" },
+		{ CTSTATE_DNAT, "DNAT" },
 	};
 	bool first = true;
 

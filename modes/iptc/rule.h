@@ -34,7 +34,7 @@ enum rule_item_kind {
 	RI_ADDRTYPE_DST, /* -m addrtype [!] --dst-type LOCAL */
 	RI_ADDRTYPE_SRC, /* -m addrtype [!] --src-type LOCAL */
 	RI_ADDRTYPE_DST_LIMIT_IN, /* -m addrtype --dst-type LOCAL --limit-iface-in */
-	RI_CTSTATE,      /* -m conntrack [!] --ctstate NEW|INVALID|RELATED,ESTABLISHED (mask in value) */
+	RI_CTSTATE,      /* -m conntrack [!] --ctstate NEW|INVALID|RELATED,ESTABLISHED[,DNAT] (mask in value) */
 	RI_MARK,         /* -m mark [!] --mark value/mask */
 	RI_STATISTIC,    /* -m statistic --mode random --probability 0.5000000000 */
 	RI_RECENT_CHECK, /* -m recent --name NAME --rcheck --seconds N --reap */
@@ -47,6 +47,8 @@ enum rule_item_kind {
 #define CTSTATE_ESTABLISHED (1u << 1)
 #define CTSTATE_RELATED     (1u << 2)
 #define CTSTATE_NEW         (1u << 3)
+#define CTSTATE_SNAT        (1u << 6)   /* XT_CONNTRACK_STATE_SNAT */
+#define CTSTATE_DNAT        (1u << 7)   /* XT_CONNTRACK_STATE_DNAT */
 
 enum rule_target_kind {
 	RT_NONE,

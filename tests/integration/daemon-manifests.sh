@@ -110,6 +110,11 @@ kp_start_daemon --manifest-dir="$M" --hostname-override=demo-node --cluster-cidr
 kp_check "restart syncs again" kp_wait_for 10 kp_log_has "Initial sync"
 kp_check "restart keeps web's ClusterIP" [ "$(alloc_of default/web)" = "$web" ]
 kp_check "restart keeps api's ClusterIP" [ "$(alloc_of default/api)" = "$api" ]
+# Without --nodeport-addresses, NodePorts answer on 127.0.0.1 (route_localnet),
+# so the localnet martian filter is installed, as upstream does.
+kp_check "localnet firewall in the kernel (upstream's rule)" bash -c \
+	"ip netns exec $KP_NODE iptables-legacy -S KUBE-FIREWALL | grep -q -- '! -s 127.0.0.0/8 -d 127.0.0.0/8 -m comment --comment \"block incoming localnet connections\" -m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT -j DROP'"
+kp_check "localnet firewall jumped to from INPUT" bash -c "ip netns exec $KP_NODE iptables-legacy -S INPUT | grep -q -- '-A INPUT -j KUBE-FIREWALL'"
 kp_stop_daemon
 
 # --cleanup removes every KUBE- chain and jump, and leaves foreign rules.

@@ -306,6 +306,18 @@ static void build_filter(struct table_want *t, const struct fam *f, bool v2)
 	rule_dst_ip(r, &vip2, false);
 	rule_dport(r, 80);
 	rule_target(r, RT_REJECT);
+	/* the localnet firewall's conntrack states, DNAT included */
+	{
+		struct cidr lo;
+
+		cidr_parse(f->v6 ? "::1/128" : "127.0.0.0/8", false, &lo);
+		r = chain_append(c);
+		rule_comment(r, "block incoming localnet connections");
+		rule_dst(r, &lo, false);
+		rule_src(r, &lo, true);
+		rule_ctstate(r, CTSTATE_RELATED | CTSTATE_ESTABLISHED | CTSTATE_DNAT, true);
+		rule_target(r, RT_DROP);
+	}
 
 	c = table_chain(t, "KUBE-EXTERNAL-SERVICES");
 	r = chain_append(c);

@@ -2,7 +2,7 @@
  * iptables-restore text. The first test reproduces upstream kube-proxy's
  * TestOverallIPTablesRules (pkg/proxy/iptables/proxier_test.go): same
  * services, same endpoints, and upstream's expected output with the two
- * known differences (no "-m nfacct" rules, no kubelet KUBE-FIREWALL chain).
+ * one known difference (no "-m nfacct" rules).
  * Output is normalised the way upstream's test sorts it: chains ordered
  * KUBE-NODEPORTS, KUBE-SERVICES, then by name; each chain's rules in their
  * generated order. */
@@ -369,6 +369,7 @@ static const char overall_expected[] =
 	":KUBE-NODEPORTS - [0:0]\n"
 	":KUBE-SERVICES - [0:0]\n"
 	":KUBE-EXTERNAL-SERVICES - [0:0]\n"
+	":KUBE-FIREWALL - [0:0]\n"
 	":KUBE-FORWARD - [0:0]\n"
 	":KUBE-PROXY-FIREWALL - [0:0]\n"
 	"-A KUBE-NODEPORTS -m comment --comment \"ns2/svc2:p80 health check node port\" -m tcp -p tcp --dport 30000 -j ACCEPT\n"
@@ -376,6 +377,7 @@ static const char overall_expected[] =
 	"-A KUBE-EXTERNAL-SERVICES -m comment --comment \"ns2/svc2:p80 has no local endpoints\" -m tcp -p tcp -d 192.168.99.22 --dport 80 -j DROP\n"
 	"-A KUBE-EXTERNAL-SERVICES -m comment --comment \"ns2/svc2:p80 has no local endpoints\" -m tcp -p tcp -d 1.2.3.4 --dport 80 -j DROP\n"
 	"-A KUBE-EXTERNAL-SERVICES -m comment --comment \"ns2/svc2:p80 has no local endpoints\" -m addrtype --dst-type LOCAL -m tcp -p tcp --dport 3001 -j DROP\n"
+	"-A KUBE-FIREWALL -m comment --comment \"block incoming localnet connections\" -d 127.0.0.0/8 ! -s 127.0.0.0/8 -m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT -j DROP\n"
 	"-A KUBE-FORWARD -m conntrack --ctstate INVALID -j DROP\n"
 	"-A KUBE-FORWARD -m comment --comment \"kubernetes forwarding rules\" -m mark --mark 0x4000/0x4000 -j ACCEPT\n"
 	"-A KUBE-FORWARD -m comment --comment \"kubernetes forwarding conntrack rule\" -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\n"
@@ -474,14 +476,20 @@ static void test_builtin_jumps(void **state)
 
 	(void)state;
 	text = build_text(f, AF_INET, NULL, NULL);
+	/* The localnet firewall (route_localnet is on for localhost NodePorts)
+	 * comes first in INPUT and OUTPUT, then upstream's jumps. */
 	assert_non_null(strstr(text,
+		"-A INPUT -j KUBE-FIREWALL\n"
 		"-A INPUT -m conntrack --ctstate NEW -m comment --comment \"kubernetes load balancer firewall\" -j KUBE-PROXY-FIREWALL\n"
 		"-A INPUT -m comment --comment \"kubernetes health check service ports\" -j KUBE-NODEPORTS\n"
-		"-A INPUT -m conntrack --ctstate NEW -m comment --comment \"kubernetes externally-visible service portals\" -j KUBE-EXTERNAL-SERVICES\n"
+		"-A INPUT -m conntrack --ctstate NEW -m comment --comment \"kubernetes externally-visible service portals\" -j KUBE-EXTERNAL-SERVICES\n"));
+	assert_non_null(strstr(text,
 		"-A FORWARD -m conntrack --ctstate NEW -m comment --comment \"kubernetes load balancer firewall\" -j KUBE-PROXY-FIREWALL\n"
 		"-A FORWARD -m comment --comment \"kubernetes forwarding rules\" -j KUBE-FORWARD\n"
 		"-A FORWARD -m conntrack --ctstate NEW -m comment --comment \"kubernetes service portals\" -j KUBE-SERVICES\n"
-		"-A FORWARD -m conntrack --ctstate NEW -m comment --comment \"kubernetes externally-visible service portals\" -j KUBE-EXTERNAL-SERVICES\n"
+		"-A FORWARD -m conntrack --ctstate NEW -m comment --comment \"kubernetes externally-visible service portals\" -j KUBE-EXTERNAL-SERVICES\n"));
+	assert_non_null(strstr(text,
+		"-A OUTPUT -j KUBE-FIREWALL\n"
 		"-A OUTPUT -m conntrack --ctstate NEW -m comment --comment \"kubernetes load balancer firewall\" -j KUBE-PROXY-FIREWALL\n"
 		"-A OUTPUT -m conntrack --ctstate NEW -m comment --comment \"kubernetes service portals\" -j KUBE-SERVICES\n"));
 	assert_non_null(strstr(text,
@@ -902,6 +910,7 @@ static void test_nodeport_addresses(void **state)
 	f->cfg.localhost_nodeports = false;
 	t = build_text(f, AF_INET, NULL, NULL);
 	assert_non_null(strstr(t, "-m addrtype --dst-type LOCAL ! -d 127.0.0.0/8 -j KUBE-NODEPORTS\n"));
+	assert_null(strstr(t, "KUBE-FIREWALL"));  /* no route_localnet, no martian filter */
 	free(t);
 
 	/* one CIDR: one rule per matching local address, last in KUBE-SERVICES */
