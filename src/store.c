@@ -246,19 +246,35 @@ static struct svc_port_info *ps_add(struct ps_builder *b)
 	return &b->v[b->n++];
 }
 
-/* Upstream orders endpoints by their "ip:port" string. */
-static int cmp_ep(const void *pa, const void *pb)
-{
-	const struct svc_endpoint *a = pa, *b = pb;
-	char sa[ADDR_STRLEN + 8], sb[ADDR_STRLEN + 8], ta[ADDR_STRLEN], tb[ADDR_STRLEN];
-	int c;
+/* Upstream orders endpoints by their "ip:port" ("[ip]:port") string; the strings are
+ * built once per endpoint, not once per comparison. */
+struct ep_key {
+	char text[ADDR_STRLEN + 8];
+	struct svc_endpoint ep;
+};
 
-	if (addr_equal(&a->ip, &b->ip))
-		return (int)a->port - (int)b->port;
-	snprintf(sa, sizeof(sa), "%s:%u", addr_str(&a->ip, ta), a->port);
-	snprintf(sb, sizeof(sb), "%s:%u", addr_str(&b->ip, tb), b->port);
-	c = strcmp(sa, sb);
-	return c;
+static int cmp_ep_key(const void *pa, const void *pb)
+{
+	const struct ep_key *a = pa, *b = pb;
+
+	return strcmp(a->text, b->text);
+}
+
+static void sort_endpoints(struct svc_endpoint *eps, size_t n)
+{
+	struct ep_key *keys = xmalloc(n * sizeof(*keys));
+	char ip[ADDR_STRLEN];
+
+	for (size_t i = 0; i < n; i++) {
+		keys[i].ep = eps[i];
+		snprintf(keys[i].text, sizeof(keys[i].text),
+			 eps[i].ip.family == AF_INET6 ? "[%s]:%u" : "%s:%u",
+			 addr_str(&eps[i].ip, ip), eps[i].port);
+	}
+	qsort(keys, n, sizeof(*keys), cmp_ep_key);
+	for (size_t i = 0; i < n; i++)
+		eps[i] = keys[i].ep;
+	free(keys);
 }
 
 static bool ep_better(const struct svc_endpoint *a, const struct svc_endpoint *b)
@@ -310,7 +326,7 @@ static void fill_endpoints(const struct store *st, const struct slice_group *g,
 	}
 	if (pi->n_eps < 2)
 		return;
-	qsort(pi->eps, pi->n_eps, sizeof(*pi->eps), cmp_ep);
+	sort_endpoints(pi->eps, pi->n_eps);
 	for (size_t i = 1; i < pi->n_eps; i++) {
 		struct svc_endpoint *last = &pi->eps[out];
 
