@@ -42,6 +42,7 @@ kp_require_root() {
 
 kp_cleanup() {
 	local pid ns
+	set +e    # best effort: a caller's `set -e` must not cut the cleanup short
 	for pid in $KP_PIDS; do kill "$pid" 2>/dev/null; done
 	sleep 0.2
 	for pid in $KP_PIDS; do kill -9 "$pid" 2>/dev/null; done
