@@ -208,6 +208,12 @@ static bool valid_label(const char *s)
 	return true;
 }
 
+/* RFC 1035 label, as Service names must be: a letter first. */
+static bool valid_dns1035_label(const char *s)
+{
+	return valid_label(s) && s[0] >= 'a' && s[0] <= 'z';
+}
+
 /* RFC 1123 subdomain: labels joined by '.', at most 253. */
 static bool valid_subdomain(const char *s)
 {
@@ -730,8 +736,18 @@ int decode_service(const json_t *obj, const char *default_ns, struct service **o
 	*out = NULL;
 	if (err)
 		*err = NULL;
-	if ((r = decode_meta(&c, "Service", obj, default_ns, &svc->ns, &svc->name, NULL)) < 0 ||
-	    (r = decode_service_spec(&c, obj, svc)) < 0) {
+	r = decode_meta(&c, "Service", obj, default_ns, &svc->ns, &svc->name, NULL);
+	/* The API server requires Service names to be RFC 1035 labels; the
+	 * length bound also keeps every rule comment within iptables' 255. */
+	if (r == 0 && !valid_dns1035_label(svc->name)) {
+		char *q = quote(svc->name);
+
+		fail(&c, "metadata.name", "%s is not a valid Service name (RFC 1035 label: a lower case letter, then letters, digits and '-', at most %d characters)",
+		     q, MAX_LABEL);
+		free(q);
+		r = -EINVAL;
+	}
+	if (r < 0 || (r = decode_service_spec(&c, obj, svc)) < 0) {
 		if (!svc->ns)
 			svc->ns = xstrdup("");
 		if (!svc->name)

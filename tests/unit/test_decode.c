@@ -524,10 +524,29 @@ static void test_hostile_generated(void **state)
 	assert_true(strlen(err) < 400);
 	free(err);
 	json_decref(o);
+	/* Service names are RFC 1035 labels (API server validation), which
+	 * also keeps rule comments within iptables' 255 bytes: 64 characters
+	 * or a leading digit are errors, 63 is fine. */
 	name[253] = '\0';
+	o = json_pack("{s:{s:s}}", "metadata", "name", name);
+	assert_int_equal(decode_service(o, NULL, &s, &err), -EINVAL);
+	assert_non_null(strstr(err, "is not a valid Service name (RFC 1035 label"));
+	free(err);
+	json_decref(o);
+	name[64] = '\0';
+	o = json_pack("{s:{s:s}}", "metadata", "name", name);
+	assert_int_equal(decode_service(o, NULL, &s, &err), -EINVAL);
+	free(err);
+	json_decref(o);
+	name[63] = '\0';
 	o = json_pack("{s:{s:s}}", "metadata", "name", name);
 	assert_int_equal(decode_service(o, NULL, &s, &err), 0);
 	service_free(s);
+	json_decref(o);
+	o = json_pack("{s:{s:s}}", "metadata", "name", "1web");
+	assert_int_equal(decode_service(o, NULL, &s, &err), -EINVAL);
+	assert_non_null(strstr(err, "metadata.name: \"1web\" is not a valid Service name"));
+	free(err);
 	json_decref(o);
 	free(name);
 
