@@ -426,6 +426,22 @@ bool dirty_has(const struct dirty_set *d, const char *key)
 	return d && d->n && bsearch(&key, d->keys, d->n, sizeof(char *), cmp_strp) != NULL;
 }
 
+size_t svc_usable_endpoints(const struct svc_port_info *pi, bool local_only, size_t *idx)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < pi->n_eps; i++)
+		if (pi->eps[i].ready && (!local_only || pi->eps[i].is_local))
+			idx[n++] = i;
+	if (n)
+		return n;
+	for (size_t i = 0; i < pi->n_eps; i++)
+		if (pi->eps[i].serving && pi->eps[i].terminating &&
+		    (!local_only || pi->eps[i].is_local))
+			idx[n++] = i;
+	return n;
+}
+
 void dirty_set_clear(struct dirty_set *d)
 {
 	for (size_t i = 0; i < d->n; i++)

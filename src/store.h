@@ -84,6 +84,12 @@ unsigned long long store_endpoint_changes(const struct store *st);
 struct proxy_state *store_snapshot(struct store *st, struct dirty_set *dirty);
 void proxy_state_free(struct proxy_state *ps);
 bool dirty_has(const struct dirty_set *d, const char *key);
+/* The endpoints traffic may go to, as upstream's CategorizeEndpoints picks
+ * them (without topology hints): the ready ones (only node-local ones if
+ * local_only), or, when none of those is ready, the serving+terminating
+ * ones. Writes their indexes into idx (room for pi->n_eps) and returns how
+ * many. */
+size_t svc_usable_endpoints(const struct svc_port_info *pi, bool local_only, size_t *idx);
 void dirty_set_clear(struct dirty_set *d);
 
 #endif

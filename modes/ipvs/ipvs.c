@@ -189,22 +189,16 @@ static struct vs_entry *add_vs(struct desired *d, const struct config *cfg,
 
 static void fill_dests(struct vs_entry *e, const struct svc_port_info *p, bool local_only)
 {
-	bool any_ready = false;
+	size_t *idx = xmalloc((p->n_eps ? p->n_eps : 1) * sizeof(*idx));
+	size_t n = svc_usable_endpoints(p, local_only, idx);
 
-	for (size_t i = 0; i < p->n_eps; i++)
-		if (p->eps[i].ready && (!local_only || p->eps[i].is_local))
-			any_ready = true;
-	for (size_t i = 0; i < p->n_eps; i++) {
-		const struct svc_endpoint *ep = &p->eps[i];
+	for (size_t i = 0; i < n; i++) {
+		const struct svc_endpoint *ep = &p->eps[idx[i]];
 		struct ipvs_dest d = { .addr = ep->ip, .port = ep->port, .fwd = IP_VS_CONN_F_MASQ, .weight = 1 };
 
-		if (local_only && !ep->is_local)
-			continue;
-		/* terminating endpoints only when nothing is ready */
-		if (any_ready ? !ep->ready : !(ep->serving && ep->terminating))
-			continue;
 		vs_add_dest(e, &d);
 	}
+	free(idx);
 }
 
 static void set_entry(struct kp_sets *k, enum kp_set s, const char *fmt, ...)

@@ -275,16 +275,12 @@ bool lb_set(struct lb *lb, const struct lb_ep *eps, size_t n, bool shuffle)
 
 size_t lb_usable_endpoints(const struct svc_port_info *pi, struct lb_ep *out)
 {
-	size_t n = 0;
+	size_t *idx = xmalloc((pi->n_eps ? pi->n_eps : 1) * sizeof(*idx));
+	size_t n = svc_usable_endpoints(pi, false, idx);
 
-	for (size_t i = 0; i < pi->n_eps; i++)
-		if (pi->eps[i].ready)
-			out[n++] = (struct lb_ep){ pi->eps[i].ip, pi->eps[i].port };
-	if (n)
-		return n;
-	for (size_t i = 0; i < pi->n_eps; i++)
-		if (pi->eps[i].serving && pi->eps[i].terminating)
-			out[n++] = (struct lb_ep){ pi->eps[i].ip, pi->eps[i].port };
+	for (size_t i = 0; i < n; i++)
+		out[i] = (struct lb_ep){ pi->eps[idx[i]].ip, pi->eps[idx[i]].port };
+	free(idx);
 	return n;
 }
 

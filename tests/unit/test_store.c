@@ -199,6 +199,37 @@ static void test_slice_moves_between_services(void **state)
 	store_free(st);
 }
 
+static void test_usable_endpoints(void **state)
+{
+	struct svc_endpoint eps[4] = { 0 };
+	struct svc_port_info pi = { .eps = eps, .n_eps = 4 };
+	size_t idx[4];
+
+	/* 0: ready remote, 1: ready local, 2: terminating+serving local,
+	 * 3: terminating, not serving */
+	eps[0].ready = eps[0].serving = true;
+	eps[1].ready = eps[1].serving = eps[1].is_local = true;
+	eps[2].serving = eps[2].terminating = eps[2].is_local = true;
+	eps[3].terminating = true;
+	assert_int_equal(svc_usable_endpoints(&pi, false, idx), 2);
+	assert_int_equal(idx[0], 0);
+	assert_int_equal(idx[1], 1);
+	assert_int_equal(svc_usable_endpoints(&pi, true, idx), 1);
+	assert_int_equal(idx[0], 1);
+	/* No local ready endpoint: the local serving+terminating one. */
+	eps[1].ready = false;
+	assert_int_equal(svc_usable_endpoints(&pi, true, idx), 1);
+	assert_int_equal(idx[0], 2);
+	/* Cluster-wide there is still a ready one: terminating ones are out. */
+	assert_int_equal(svc_usable_endpoints(&pi, false, idx), 1);
+	assert_int_equal(idx[0], 0);
+	eps[0].ready = false;
+	assert_int_equal(svc_usable_endpoints(&pi, false, idx), 1);
+	assert_int_equal(idx[0], 2);
+	eps[2].serving = false;
+	assert_int_equal(svc_usable_endpoints(&pi, false, idx), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -206,6 +237,7 @@ int main(void)
 		cmocka_unit_test(test_change_tracking),
 		cmocka_unit_test(test_skipped_services),
 		cmocka_unit_test(test_slice_moves_between_services),
+		cmocka_unit_test(test_usable_endpoints),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
