@@ -279,8 +279,15 @@ int main(int argc, char **argv)
 	runner_on_synced(d.runner, on_synced, &d);
 	d.obs = obs_start(d.loop, &d.cfg, d.mode->name, d.runner, d.store, &err);
 	if (!d.obs) {
-		log_error("%s", err);
-		goto out;
+		/* As upstream: fatal only with --bind-address-hard-fail; otherwise
+		 * the rules matter more than the observability endpoints. */
+		if (d.cfg.bind_address_hard_fail) {
+			log_error("%s", err);
+			goto out;
+		}
+		log_error("%s; running without the healthz and metrics servers and the health check "
+			  "node ports (--bind-address-hard-fail makes this fatal)", err);
+		free_and_null(&err);
 	}
 	d.watchdog = sd_watchdog_start(d.loop);
 	loop_add_signal(d.loop, SIGTERM, on_quit, &d);

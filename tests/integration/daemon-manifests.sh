@@ -27,6 +27,22 @@ kp_check "bad flag exits non-zero" [ "$rc" -ne 0 ]
 kp_check "bad flag error names the flag" grep -q "masquerade-bit" <<<"$out"
 kp_check "bad flag changed no rules" bash -c "! ip netns exec $KP_NODE iptables-legacy -t nat -S | grep -q KUBE-"
 
+# The metrics port is taken (say, by upstream's kube-proxy during a switch):
+# fatal only with --bind-address-hard-fail, as upstream.
+kp_node socat TCP4-LISTEN:10249,bind=127.0.0.1,reuseaddr,fork SYSTEM:true >/dev/null 2>&1 &
+squatter=$!
+KP_PIDS="$KP_PIDS $squatter"
+kp_wait_for 3 bash -c "ip netns exec $KP_NODE ss -ltn | grep -q 127.0.0.1:10249"
+kp_node timeout 10 "$KP_BIN" --manifest-dir="$M" --state-dir="$KP_TMP/hf" --log-file= \
+	--bind-address-hard-fail >"$KP_TMP/hf.out" 2>&1; rc=$?
+kp_check "taken metrics port + --bind-address-hard-fail: exits non-zero" [ "$rc" -ne 0 -a "$rc" -ne 124 ]
+kp_check "...naming the address" grep -q "127.0.0.1:10249" "$KP_TMP/hf.out"
+kp_node timeout -s TERM 3 "$KP_BIN" --manifest-dir="$M" --state-dir="$KP_TMP/hf" --log-file= >"$KP_TMP/hf.out" 2>&1; rc=$?
+kp_check "taken metrics port without it: keeps running (until timeout)" [ "$rc" = 124 ]
+kp_check "...and says it runs without the servers" grep -q "running without the healthz and metrics servers" "$KP_TMP/hf.out"
+kill "$squatter"; wait "$squatter" 2>/dev/null
+kp_node "$KP_BIN" --cleanup --log-file= >/dev/null 2>&1
+
 # --dry-run prints rules and touches nothing: no state file, no kernel rules.
 kp_node "$KP_BIN" --dry-run --manifest-dir="$M" --state-dir="$KP_TMP/dry" --log-file= >"$KP_TMP/dry.out" 2>/dev/null
 kp_check "--dry-run prints the service chains" grep -q -- "-A KUBE-SERVICES .*default/web:http cluster IP" "$KP_TMP/dry.out"
