@@ -283,9 +283,28 @@ static bool ep_better(const struct svc_endpoint *a, const struct svc_endpoint *b
 	return (a->ready && !b->ready) || (a->serving && !b->serving);
 }
 
+/* Upstream's canUseTopology. */
+static void set_topology(struct svc_port_info *pi, const char *zone)
+{
+	bool for_zone = false;
+
+	pi->topology = false;
+	if (!zone)
+		return;
+	for (size_t i = 0; i < pi->n_eps; i++) {
+		if (!pi->eps[i].ready)
+			continue;
+		if (!pi->eps[i].has_hints)
+			return;
+		for_zone = for_zone || pi->eps[i].zone_hinted;
+	}
+	pi->topology = for_zone;
+}
+
 static void fill_endpoints(const struct store *st, const struct slice_group *g,
 			   struct svc_port_info *pi)
 {
+	const char *zone = st->node && st->node->zone && *st->node->zone ? st->node->zone : NULL;
 	size_t cap = 0, out = 0;
 
 	if (!g)
@@ -322,10 +341,16 @@ static void fill_endpoints(const struct store *st, const struct slice_group *g,
 			se->is_local = st->node_name && e->node_name &&
 				       strcmp(st->node_name, e->node_name) == 0;
 			se->zone = e->zone;
+			se->has_hints = e->n_hint_zones > 0;
+			se->zone_hinted = false;
+			for (size_t z = 0; zone && z < e->n_hint_zones; z++)
+				se->zone_hinted = se->zone_hinted || strcmp(e->hint_zones[z], zone) == 0;
 		}
 	}
-	if (pi->n_eps < 2)
+	if (pi->n_eps < 2) {
+		set_topology(pi, zone);
 		return;
+	}
 	sort_endpoints(pi->eps, pi->n_eps);
 	for (size_t i = 1; i < pi->n_eps; i++) {
 		struct svc_endpoint *last = &pi->eps[out];
@@ -338,6 +363,7 @@ static void fill_endpoints(const struct store *st, const struct slice_group *g,
 		pi->eps[++out] = pi->eps[i];
 	}
 	pi->n_eps = out + 1;
+	set_topology(pi, zone);
 }
 
 static int cmp_port_info(const void *pa, const void *pb)
@@ -431,7 +457,8 @@ size_t svc_usable_endpoints(const struct svc_port_info *pi, bool local_only, siz
 	size_t n = 0;
 
 	for (size_t i = 0; i < pi->n_eps; i++)
-		if (pi->eps[i].ready && (!local_only || pi->eps[i].is_local))
+		if (pi->eps[i].ready && (local_only ? pi->eps[i].is_local :
+					 !pi->topology || pi->eps[i].zone_hinted))
 			idx[n++] = i;
 	if (n)
 		return n;

@@ -18,6 +18,8 @@ struct svc_endpoint {
 	uint16_t port;            /* from the slice port with the service port's name */
 	bool ready, serving, terminating;
 	bool is_local;            /* nodeName equals our node name */
+	bool has_hints;           /* the slice gives it zone hints */
+	bool zone_hinted;         /* ... and they name our node's zone */
 	const char *zone;         /* borrowed, may be NULL */
 };
 
@@ -34,6 +36,11 @@ struct svc_port_info {
 	struct addr cluster_ip;   /* of this family */
 	struct svc_endpoint *eps; /* sorted by ip, then port; duplicates removed */
 	size_t n_eps;
+	/* Topology-aware routing applies (upstream's canUseTopology): our node
+	 * has a zone, every ready endpoint has zone hints and at least one is
+	 * hinted for our zone. Cluster-wide traffic then goes only to the
+	 * ready endpoints with zone_hinted. */
+	bool topology;
 };
 
 /* Desired state at one instant. Borrowed pointers (svc, port, eps[].zone,
@@ -85,9 +92,9 @@ struct proxy_state *store_snapshot(struct store *st, struct dirty_set *dirty);
 void proxy_state_free(struct proxy_state *ps);
 bool dirty_has(const struct dirty_set *d, const char *key);
 /* The endpoints traffic may go to, as upstream's CategorizeEndpoints picks
- * them (without topology hints): the ready ones (only node-local ones if
- * local_only), or, when none of those is ready, the serving+terminating
- * ones. Writes their indexes into idx (room for pi->n_eps) and returns how
+ * them: the ready ones (only node-local ones if local_only; only those
+ * hinted for our zone if pi->topology and not local_only), or, when none
+ * of those is ready, the serving+terminating ones. Writes their indexes into idx (room for pi->n_eps) and returns how
  * many. */
 size_t svc_usable_endpoints(const struct svc_port_info *pi, bool local_only, size_t *idx);
 void dirty_set_clear(struct dirty_set *d);

@@ -264,8 +264,9 @@ static bool in_vec(const struct ptrvec *p, const void *x)
 	return false;
 }
 
-/* Upstream's CategorizeEndpoints, without topology hints. Fills g->cluster,
- * g->local and g->reach; returns hasAnyEndpoints. */
+/* Upstream's CategorizeEndpoints (topology-aware routing as decided by the
+ * store: pi->topology). Fills g->cluster, g->local and g->reach; returns
+ * hasAnyEndpoints. */
 static bool categorize(struct gen *g, const struct svc_view *sv)
 {
 	bool has_any = false, local_ready = false, local_term = false, use_term = false;
@@ -273,7 +274,8 @@ static bool categorize(struct gen *g, const struct svc_view *sv)
 	g->cluster.n = g->local.n = g->reach.n = 0;
 	if (uses_cluster_endpoints(sv)) {
 		for (size_t i = 0; i < g->n_eps; i++)
-			if (g->eps[i].ep->ready)
+			if (g->eps[i].ep->ready &&
+			    (!sv->pi->topology || g->eps[i].ep->zone_hinted))
 				pv_push(&g->cluster, &g->eps[i]);
 		if (!g->cluster.n)
 			for (size_t i = 0; i < g->n_eps; i++)

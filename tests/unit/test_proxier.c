@@ -737,6 +737,34 @@ static void test_terminating_fallback(void **state)
 	fx_free(f);
 }
 
+/* Topology-aware routing (decided by the store, pi->topology): cluster
+ * traffic goes only to the ready endpoints hinted for our zone; Local
+ * policies ignore hints. */
+static void test_topology_hints(void **state)
+{
+	struct fx *f = fx_new();
+	struct service *s = svc_new(f, "ns1", "svc1", SVC_CLUSTER_IP, "172.30.0.41");
+	struct svc_port_info *pi;
+	char *t;
+
+	(void)state;
+	svc_port(s, "p80", PROTO_TCP, 80, 0);
+	pi = pi_new(f, s, 0);
+	ep_add(pi, "10.180.0.1", 80, READY);
+	ep_add(pi, "10.180.0.2", 80, READY);
+	pi->eps[0].has_hints = pi->eps[1].has_hints = true;
+	pi->eps[1].zone_hinted = true;
+	t = build_text(f, AF_INET, NULL, NULL);
+	assert_non_null(strstr(t, "\"ns1/svc1:p80 -> 10.180.0.1:80\""));  /* topology off */
+	free(t);
+	pi->topology = true;
+	t = build_text(f, AF_INET, NULL, NULL);
+	assert_null(strstr(t, "\"ns1/svc1:p80 -> 10.180.0.1:80\""));
+	assert_line(t, "-A KUBE-SVC-XPGD46QRK7WJZT7O -m comment --comment \"ns1/svc1:p80 -> 10.180.0.2:80\" -j KUBE-SEP-LXVODXWDISEETFEF");
+	free(t);
+	fx_free(f);
+}
+
 static void test_internal_traffic_local(void **state)
 {
 	struct fx *f = fx_new();
@@ -1111,6 +1139,7 @@ int main(void)
 		cmocka_unit_test(test_protocols),
 		cmocka_unit_test(test_probabilities),
 		cmocka_unit_test(test_terminating_fallback),
+		cmocka_unit_test(test_topology_hints),
 		cmocka_unit_test(test_internal_traffic_local),
 		cmocka_unit_test(test_external_traffic_local),
 		cmocka_unit_test(test_no_endpoints_reject),

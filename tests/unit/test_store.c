@@ -230,6 +230,63 @@ static void test_usable_endpoints(void **state)
 	assert_int_equal(svc_usable_endpoints(&pi, false, idx), 0);
 }
 
+static void hint(struct endpoint *e, const char *zone)
+{
+	e->hint_zones = xrealloc(e->hint_zones, (e->n_hint_zones + 1) * sizeof(char *));
+	e->hint_zones[e->n_hint_zones++] = xstrdup(zone);
+}
+
+/* Upstream's canUseTopology, decided in the snapshot. */
+static void test_topology(void **state)
+{
+	struct store *st = store_new("node-a");
+	static const char *const eps[] = { "10.1.0.1", "10.1.0.2", "10.1.0.3!" };
+	struct endpoint_slice *sl = mk_slice("ns", "web-x", "web", eps, 3);
+	struct node_info *node = xcalloc(1, sizeof(*node));
+	struct proxy_state *ps;
+	size_t idx[3];
+
+	hint(&sl->endpoints[0], "zone-a");
+	hint(&sl->endpoints[1], "zone-b");      /* the unready .3 has no hints: fine */
+	store_upsert_service(st, mk_svc("ns", "web", "10.0.0.9", 1));
+	store_upsert_slice(st, sl);
+
+	/* No node zone yet: no topology. */
+	ps = store_snapshot(st, NULL);
+	assert_false(ps->ports[0].topology);
+	proxy_state_free(ps);
+
+	node->name = xstrdup("node-a");
+	node->zone = xstrdup("zone-a");
+	store_set_node(st, node);
+	ps = store_snapshot(st, NULL);
+	assert_true(ps->ports[0].topology);
+	assert_true(ps->ports[0].eps[0].zone_hinted);
+	assert_false(ps->ports[0].eps[1].zone_hinted);
+	assert_int_equal(svc_usable_endpoints(&ps->ports[0], false, idx), 1);
+	assert_int_equal(idx[0], 0);
+	proxy_state_free(ps);
+
+	/* A ready endpoint without hints turns topology off. */
+	sl = mk_slice("ns", "web-x", "web", eps, 3);
+	hint(&sl->endpoints[0], "zone-a");
+	store_upsert_slice(st, sl);
+	ps = store_snapshot(st, NULL);
+	assert_false(ps->ports[0].topology);
+	assert_int_equal(svc_usable_endpoints(&ps->ports[0], false, idx), 2);
+	proxy_state_free(ps);
+
+	/* No endpoint hinted for our zone: off too. */
+	sl = mk_slice("ns", "web-x", "web", eps, 3);
+	hint(&sl->endpoints[0], "zone-c");
+	hint(&sl->endpoints[1], "zone-b");
+	store_upsert_slice(st, sl);
+	ps = store_snapshot(st, NULL);
+	assert_false(ps->ports[0].topology);
+	proxy_state_free(ps);
+	store_free(st);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -238,6 +295,7 @@ int main(void)
 		cmocka_unit_test(test_skipped_services),
 		cmocka_unit_test(test_slice_moves_between_services),
 		cmocka_unit_test(test_usable_endpoints),
+		cmocka_unit_test(test_topology),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
