@@ -65,6 +65,15 @@ kp_check "slice update: only pod2 remains" serves "$KP_NODE" 10.0.0.10 80 "pod2 
 fake_svc api 10.0.0.20 81
 fake_slice api-a api 10.244.0.11
 kp_check "new service reachable" serves "$KP_NODE" 10.0.0.20 81 "pod1 "
+# Topology-aware routing: our node is in zone-a and every endpoint carries
+# zone hints, so cluster traffic goes only to the one hinted for zone-a.
+fake_post apply '{"resource":"nodes","object":{"metadata":{"name":"node-1","labels":{"topology.kubernetes.io/zone":"zone-a"}},"spec":{"podCIDR":"10.244.0.0/24"}}}'
+fake_svc topo 10.0.0.30 83
+fake_post apply '{"resource":"endpointslices","object":{"metadata":{"name":"topo-a","namespace":"default","labels":{"kubernetes.io/service-name":"topo"}},"addressType":"IPv4","endpoints":[{"addresses":["10.244.0.11"],"conditions":{"ready":true},"zone":"zone-a","hints":{"forZones":[{"name":"zone-a"}]}},{"addresses":["10.244.0.12"],"conditions":{"ready":true},"zone":"zone-b","hints":{"forZones":[{"name":"zone-b"}]}}],"ports":[{"name":"http","protocol":"TCP","port":8080}]}}'
+kp_check "topology hints: only the endpoint hinted for our zone" serves "$KP_NODE" 10.0.0.30 83 "pod1 "
+fake_post apply '{"resource":"endpointslices","object":{"metadata":{"name":"topo-a","namespace":"default","labels":{"kubernetes.io/service-name":"topo"}},"addressType":"IPv4","endpoints":[{"addresses":["10.244.0.11"],"conditions":{"ready":true},"zone":"zone-a"},{"addresses":["10.244.0.12"],"conditions":{"ready":true},"zone":"zone-b","hints":{"forZones":[{"name":"zone-b"}]}}],"ports":[{"name":"http","protocol":"TCP","port":8080}]}}'
+kp_check "topology hints: one endpoint without hints turns them off" serves "$KP_NODE" 10.0.0.30 83 "pod1 pod2 "
+
 # The API server owns ClusterIPs: no allocation, only a warning for one
 # outside --service-cluster-ip-range (default 10.0.0.0/24).
 fake_svc odd 10.1.0.5 82
