@@ -12,6 +12,8 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "tests/unit/tmpdir.h"
+
 #include "src/allocator.h"
 #include "src/log.h"
 #include "src/util.h"
@@ -391,12 +393,10 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	struct fixture *f = *state;
-	char *cmd = xasprintf("rm -rf '%s'", f->dir);
 
 	log_close();
-	if (system(cmd) != 0)
+	if (remove_tree(f->dir) != 0)
 		fprintf(stderr, "cleanup of %s failed\n", f->dir);
-	free(cmd);
 	free(f->state);
 	free(f->log);
 	free(f);

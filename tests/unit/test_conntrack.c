@@ -11,6 +11,8 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "tests/unit/tmpdir.h"
+
 #include "src/conntrack.h"
 #include "src/log.h"
 #include "src/util.h"
@@ -97,10 +99,8 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	struct fx *f = *state;
-	char *cmd = xasprintf("rm -rf '%s'", f->root);
 
-	assert_int_equal(system(cmd), 0);
-	free(cmd);
+	assert_int_equal(remove_tree(f->root), 0);
 	free(f);
 	return 0;
 }

@@ -9,6 +9,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include <cmocka.h>
+
+#include "tests/unit/tmpdir.h"
 #include <jansson.h>
 
 #include "kubeapi/kubeconfig.h"
@@ -27,10 +29,7 @@ static int setup(void **state)
 
 static int teardown(void **state)
 {
-	char *cmd = xasprintf("rm -rf '%s'", dir);
-
-	assert_int_equal(system(cmd), 0);
-	free(cmd);
+	assert_int_equal(remove_tree(dir), 0);
 	return 0;
 }
 

@@ -13,6 +13,8 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "tests/unit/tmpdir.h"
+
 #include "src/allocator.h"
 #include "src/log.h"
 #include "src/loop.h"
@@ -458,12 +460,10 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	struct fx *f = *state;
-	char *cmd = xasprintf("rm -rf '%s'", f->root);
 
 	log_close();
-	if (system(cmd) != 0)
+	if (remove_tree(f->root) != 0)
 		fprintf(stderr, "cleanup of %s failed\n", f->root);
-	free(cmd);
 	free(f->dir);
 	free(f->state);
 	free(f->log);
