@@ -216,6 +216,7 @@ int main(int argc, char **argv)
 	struct daemon d = { 0 };
 	char *err = NULL;
 	int rc = 1, e;
+	bool ipvs;
 
 	config_defaults(&d.cfg);
 	switch (config_parse(&d.cfg, argc, argv, &err)) {
@@ -270,12 +271,10 @@ int main(int argc, char **argv)
 		log_error("Cannot initialise the %s proxier: %s", d.mode->name, strerror(-e));
 		goto out;
 	}
-	if (strcmp(d.mode->name, "ipvs") == 0)
-		d.runner = runner_new(d.loop, d.store, d.mode, &d.ctx,
-				      d.cfg.ipvs_min_sync_period_ms, d.cfg.ipvs_sync_period_ms);
-	else
-		d.runner = runner_new(d.loop, d.store, d.mode, &d.ctx,
-				      d.cfg.min_sync_period_ms, d.cfg.sync_period_ms);
+	ipvs = strcmp(d.mode->name, "ipvs") == 0;   /* ipvs has its own periods */
+	d.runner = runner_new(d.loop, d.store, d.mode, &d.ctx,
+			      ipvs ? d.cfg.ipvs_min_sync_period_ms : d.cfg.min_sync_period_ms,
+			      ipvs ? d.cfg.ipvs_sync_period_ms : d.cfg.sync_period_ms);
 	runner_on_synced(d.runner, on_synced, &d);
 	d.obs = obs_start(d.loop, &d.cfg, d.mode->name, d.runner, d.store, &err);
 	if (!d.obs) {

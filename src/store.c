@@ -195,15 +195,6 @@ const struct service *store_get_service(const struct store *st, const char *ns, 
 	return s;
 }
 
-void store_each_service(const struct store *st, void (*fn)(const struct service *, void *), void *arg)
-{
-	const char *k;
-	void *v;
-
-	for (size_t i = 0; strmap_next(&st->services, &i, &k, &v);)
-		fn(v, arg);
-}
-
 size_t store_n_services(const struct store *st)
 {
 	return st->services.len;

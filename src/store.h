@@ -76,8 +76,6 @@ void store_delete_slice(struct store *st, const char *ns, const char *name);
 void store_set_node(struct store *st, struct node_info *node);
 
 const struct service *store_get_service(const struct store *st, const char *ns, const char *name);
-/* Calls fn for every service (order unspecified). */
-void store_each_service(const struct store *st, void (*fn)(const struct service *, void *), void *arg);
 size_t store_n_services(const struct store *st);
 size_t store_n_slices(const struct store *st);
 
