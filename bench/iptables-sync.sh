@@ -8,9 +8,15 @@
 #     into an empty namespace, timed in the same run
 # and prints the ratio restore / full sync. Not part of `make check`.
 #
-# Usage: bench/iptables-sync.sh [BUILD_DIR] [SIZES...]
+# Each size runs ROUNDS times (default 3, -r N), the daemon and the restore
+# alternating so that both see the same machine; the table prints the
+# median and the range of each figure, and the ratio per round.
+#
+# Usage: bench/iptables-sync.sh [-r ROUNDS] [BUILD_DIR] [SIZES...]
 set -u
 top=$(cd "$(dirname "$0")/.." && pwd)
+rounds=3
+if [ "${1:-}" = -r ]; then rounds=$2; shift 2; fi
 build=${1:-$top/_build}; shift || true
 sizes=${*:-1000 5000 10000}
 bin="$build/kube-proxy"
@@ -22,7 +28,7 @@ ns="kpbench$$"
 cleanup() { ip netns del "$ns" 2>/dev/null; ip netns del "${ns}r" 2>/dev/null; rm -rf "$tmp"; }
 trap cleanup EXIT
 
-# last_sync_line FILE N: wait until the log has N "Synced"/"Initial sync" lines.
+# wait_lines FILE PATTERN N: wait (up to 60 s) until FILE has N lines matching PATTERN.
 wait_lines() {
 	local f=$1 pat=$2 n=$3 i
 	for i in $(seq 600); do
@@ -32,31 +38,64 @@ wait_lines() {
 	return 1
 }
 
-printf '%-9s %12s %12s %12s %12s %10s\n' services full_sync_s one_ep_s restore_s restore/full peak_rss_MB
-for n in $sizes; do
-	m="$tmp/m$n"; log="$tmp/log$n"
-	python3 "$top/bench/gen-manifests.py" "$m" "$n" 10
-	ip netns add "$ns"; ip netns add "${ns}r"
+# median VALUES...: the middle value (the lower middle for an even count).
+median() { printf '%s\n' "$@" | sort -g | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
+# range VALUES...: "min-max".
+range() { printf '%s\n' "$@" | sort -g | awk 'NR==1 {lo=$1} {hi=$1} END {printf "%.2f-%.2f", lo, hi}'; }
+
+# One daemon run: prints "FULL INC RSS_MB".
+daemon_round() {
+	local n=$1 m=$2 log=$3 state=$4 pid full inc rss before
+	rm -rf "$state" "$log"
+	python3 "$top/bench/gen-manifests.py" --bump "$m" 10 0
+	ip netns add "$ns"
 	ip netns exec "$ns" "$bin" --manifest-dir="$m" --service-cluster-ip-range=10.96.0.0/12 \
-		--cluster-cidr=10.128.0.0/9 --state-dir="$tmp/state$n" --log-file="$log" -v 2 \
+		--cluster-cidr=10.128.0.0/9 --state-dir="$state" --log-file="$log" -v 2 \
 		--metrics-bind-address= --healthz-bind-address= >/dev/null 2>&1 &
 	pid=$!
-	wait_lines "$log" "Initial sync" 1 || { echo "no initial sync for $n"; tail "$log"; kill $pid; exit 1; }
+	wait_lines "$log" "Initial sync" 1 || { echo "no initial sync for $n" >&2; tail "$log" >&2; kill $pid; return 1; }
 	full=$(sed -n 's/.*Initial sync.* in \([0-9.]*\)s.*/\1/p' "$log" | tail -1)
 	before=$(grep -c "partial sync in" "$log")
 	python3 "$top/bench/gen-manifests.py" --bump "$m" 10 1
-	wait_lines "$log" "partial sync in" $((before + 1)) || { echo "no incremental sync"; kill $pid; exit 1; }
+	wait_lines "$log" "partial sync in" $((before + 1)) || { echo "no incremental sync" >&2; kill $pid; return 1; }
 	inc=$(grep "partial sync in" "$log" | tail -1 | sed -n 's/.* in \([0-9.]*\)s.*/\1/p')
 	rss=$(awk '/VmHWM/ {printf "%.1f", $2/1024}' /proc/$pid/status)
 	kill $pid; wait $pid 2>/dev/null
+	ip netns del "$ns"
+	echo "$full $inc $rss"
+}
+
+# One iptables-legacy-restore of FILE into an empty namespace: prints seconds.
+restore_round() {
+	local s e
+	ip netns add "${ns}r"
+	s=$(date +%s.%N)
+	ip netns exec "${ns}r" iptables-legacy-restore <"$1" || echo "restore failed" >&2
+	e=$(date +%s.%N)
+	ip netns del "${ns}r"
+	echo "$e - $s" | bc -l
+}
+
+echo "$rounds round(s) per size, daemon and restore alternating; median (min-max), seconds"
+printf '%-9s %20s %20s %20s %20s %12s\n' services full_sync one_endpoint restore restore/full peak_rss_MB
+for n in $sizes; do
+	m="$tmp/m$n"
+	python3 "$top/bench/gen-manifests.py" "$m" "$n" 10
 	"$bin" --manifest-dir="$m" --service-cluster-ip-range=10.96.0.0/12 --cluster-cidr=10.128.0.0/9 \
 		--state-dir="$tmp/drystate$n" --dry-run 2>/dev/null |
 		sed -n '/^# .*IPv4/,/^# .*IPv6/p' >"$tmp/rules$n"
-	s=$(date +%s.%N)
-	ip netns exec "${ns}r" iptables-legacy-restore <"$tmp/rules$n" || echo "restore failed"
-	e=$(date +%s.%N)
-	rest=$(echo "$e - $s" | bc -l)
-	printf '%-9s %12.3f %12.3f %12.3f %12.2f %10s\n' "$n" "$full" "$inc" "$rest" "$(echo "$rest / $full" | bc -l)" "$rss"
-	ip netns del "$ns"; ip netns del "${ns}r"
+	fulls=() incs=() rests=() ratios=() rss=0
+	for r in $(seq "$rounds"); do
+		read -r f i k < <(daemon_round "$n" "$m" "$tmp/log$n" "$tmp/state$n") || exit 1
+		[ -n "$f" ] || exit 1
+		x=$(restore_round "$tmp/rules$n")
+		fulls+=("$f") incs+=("$i") rests+=("$x") ratios+=("$(echo "$x / $f" | bc -l)")
+		rss=$k
+	done
+	printf '%-9s %20s %20s %20s %20s %12s\n' "$n" \
+		"$(printf '%.3f (%s)' "$(median "${fulls[@]}")" "$(range "${fulls[@]}")")" \
+		"$(printf '%.3f (%s)' "$(median "${incs[@]}")" "$(range "${incs[@]}")")" \
+		"$(printf '%.3f (%s)' "$(median "${rests[@]}")" "$(range "${rests[@]}")")" \
+		"$(printf '%.2f (%s)' "$(median "${ratios[@]}")" "$(range "${ratios[@]}")")" "$rss"
 	rm -rf "$m"
 done
