@@ -24,7 +24,8 @@
 set -u
 : "${BULK_MB:=1000}" "${REPS:=5}" "${RATE_S:=2}" "${RATE_THREADS:=4}"
 KP_TEST=userspace-bench
-. "$(dirname "$0")/../tests/integration/lib.sh"
+KP_SRCDIR=$(cd "$(dirname "$0")/.." && pwd)
+. "$KP_SRCDIR/tests/integration/lib.sh"
 kp_require_root
 [ -x "$KP_BIN" ] || kp_skip "no kube-proxy binary at $KP_BIN"
 command -v socat >/dev/null || kp_skip "needs socat"
@@ -67,17 +68,22 @@ TICK=$(getconf CLK_TCK)
 cpu_of() {  # PID -> clock ticks (utime+stime+cutime+cstime)
 	awk '{print $14 + $15 + $16 + $17}' "/proc/$1/stat" 2>/dev/null || echo 0
 }
-declare -A HOST PORT PID UP DOWN RATE FAIL TICKS MOVED
+busy_ticks() {  # the whole machine's non-idle clock ticks (every CPU; user..softirq, steal)
+	awk '/^cpu / {print $2 + $3 + $4 + $7 + $8 + $9}' /proc/stat
+}
+declare -A HOST PORT PID UP DOWN RATE FAIL TICKS MOVED BUSY
 max() { awk -v a="$1" -v b="$2" 'BEGIN { print (a > b ? a : b) }'; }
 # one NAME: one upload, one download and one rate run for NAME.
 one() {
-	local n=$1 c0 r
+	local n=$1 c0 b0 r
 	c0=$(cpu_of "${PID[$n]:-0}")
+	b0=$(busy_ticks)
 	for dir in up down; do
 		r=$(ip netns exec "$OUT" "$TOOL" bulk "${HOST[$n]}" "${PORT[$n]}" $dir "$BYTES") || r="1 1e9"
 		r=$(awk '{printf "%.0f", $1 / $2 / 1e6}' <<<"$r")
 		if [ $dir = up ]; then UP[$n]=$(max "${UP[$n]:-0}" "$r"); else DOWN[$n]=$(max "${DOWN[$n]:-0}" "$r"); fi
 	done
+	BUSY[$n]=$(( ${BUSY[$n]:-0} + $(busy_ticks) - b0 ))
 	if [ -n "${PID[$n]:-}" ]; then
 		TICKS[$n]=$(( ${TICKS[$n]:-0} + $(cpu_of "${PID[$n]}") - c0 ))
 		MOVED[$n]=$(( ${MOVED[$n]:-0} + 2 * BYTES ))
@@ -148,13 +154,16 @@ stop_daemon
 echo
 echo "dnat = one hand-written iptables-legacy DNAT rule; iptables = kube-proxy --proxy-mode=iptables"
 echo "(direct, dnat, userspace, socat: interleaved rounds; iptables, us-copy: measured afterwards)"
-printf '%-10s %10s %10s %10s %12s\n' path "up MB/s" "down MB/s" "conn/s" "CPU s/GB"
+echo "CPU s/GB: the proxy process's own; machine: every CPU's busy time during the bulk transfers"
+echo "(client, server, relay and the kernel's packet path all run on these $(nproc) CPUs)"
+printf '%-10s %10s %10s %10s %12s %14s\n' path "up MB/s" "down MB/s" "conn/s" "CPU s/GB" "machine s/GB"
 for n in direct dnat userspace socat iptables us-copy; do
 	[ -n "${UP[$n]:-}" ] || continue
 	cpu=-
 	[ -n "${MOVED[$n]:-}" ] && cpu=$(awk -v t="${TICKS[$n]}" -v k="$TICK" -v b="${MOVED[$n]}" \
 		'BEGIN { printf "%.3f", t / k / (b / 1e9) }')
-	printf '%-10s %10s %10s %10s %12s\n' "$n" "${UP[$n]}" "${DOWN[$n]}" "${RATE[$n]}" "$cpu"
+	mach=$(awk -v t="${BUSY[$n]}" -v k="$TICK" -v b="$((REPS * 2 * BYTES))" 'BEGIN { printf "%.3f", t / k / (b / 1e9) }')
+	printf '%-10s %10s %10s %10s %12s %14s\n' "$n" "${UP[$n]}" "${DOWN[$n]}" "${RATE[$n]}" "$cpu" "$mach"
 	[ "${FAIL[$n]:-0}" = 0 ] || echo "  ($n: ${FAIL[$n]} failed connections)"
 done
 ratio() { echo "${1:-0} ${2:-0}" | awk '{ if ($2 > 0) printf "%.2f", $1 / $2; else print "n/a" }'; }
