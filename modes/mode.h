@@ -11,6 +11,7 @@
 #include "../src/store.h"
 
 struct loop;
+struct strbuf;
 
 struct mode_ctx {
 	const struct config *cfg;
@@ -39,6 +40,9 @@ struct proxy_mode {
 		    const struct dirty_set *changed, bool full, struct sync_stats *stats);
 	/* --dry-run: writes what sync would program to out. Optional. */
 	int (*dump)(const struct config *cfg, const struct proxy_state *ps, FILE *out);
+	/* /metrics: appends the mode's own metric families, read from the
+	 * kernel at scrape time (Prometheus text). Optional. */
+	void (*metrics)(struct mode_ctx *ctx, struct strbuf *out);
 	/* --cleanup: removes everything this mode (or upstream's) owns. */
 	int (*cleanup)(const struct config *cfg);
 	void (*fini)(struct mode_ctx *ctx);

@@ -277,6 +277,8 @@ int main(int argc, char **argv)
 			      ipvs ? d.cfg.ipvs_sync_period_ms : d.cfg.sync_period_ms);
 	runner_on_synced(d.runner, on_synced, &d);
 	d.obs = obs_start(d.loop, &d.cfg, d.mode->name, d.runner, d.store, &err);
+	if (d.obs && d.mode->metrics)
+		obs_set_mode_metrics(d.obs, d.mode->metrics, &d.ctx);
 	if (!d.obs) {
 		/* As upstream: fatal only with --bind-address-hard-fail; otherwise
 		 * the rules matter more than the observability endpoints. */

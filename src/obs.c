@@ -29,6 +29,8 @@ struct obs {
 	struct http_server *healthz_srv, *metrics_srv;
 	struct svc_health *svc_health;
 	struct conntrack_cleaner *ct;
+	void (*mode_metrics)(struct mode_ctx *ctx, struct strbuf *out);
+	struct mode_ctx *mode_ctx;
 };
 
 static const struct http_limits obs_limits = {
@@ -81,6 +83,8 @@ static void metrics_handle(const struct http_request *req, struct http_response 
 
 		healthz_counts(o->hz, in.healthz, in.livez);
 		metrics_render(o->metrics, &in, &resp->body);
+		if (o->mode_metrics)
+			o->mode_metrics(o->mode_ctx, &resp->body);
 		resp->content_type = "text/plain; version=0.0.4; charset=utf-8";
 	} else if (strcmp(req->path, "/proxyMode") == 0) {
 		resp->nosniff = true;
@@ -206,6 +210,13 @@ struct obs *obs_start(struct loop *l, const struct config *cfg, const char *mode
 fail:
 	obs_stop(o);
 	return NULL;
+}
+
+void obs_set_mode_metrics(struct obs *o, void (*fn)(struct mode_ctx *ctx, struct strbuf *out),
+			  struct mode_ctx *ctx)
+{
+	o->mode_metrics = fn;
+	o->mode_ctx = ctx;
 }
 
 bool obs_healthy(const struct obs *o)

@@ -32,6 +32,12 @@ struct obs *obs_start(struct loop *l, const struct config *cfg, const char *mode
 void obs_on_sync(struct obs *o, const struct proxy_state *ps, bool ok,
 		 const struct runner_stats *stats, double queued_at);
 
+/* /metrics also shows what fn appends (the proxy mode's own families,
+ * struct proxy_mode's metrics hook), called with ctx at each scrape. */
+struct mode_ctx;
+void obs_set_mode_metrics(struct obs *o, void (*fn)(struct mode_ctx *ctx, struct strbuf *out),
+			  struct mode_ctx *ctx);
+
 /* The proxy's health as /healthz reports it (ignoring node eligibility). */
 bool obs_healthy(const struct obs *o);
 

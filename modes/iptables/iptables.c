@@ -20,6 +20,7 @@
 #include "../../src/log.h"
 #include "../../src/strmap.h"
 #include "../../src/util.h"
+#include "../iptc/nfacct.h"
 #include "../iptc/writer.h"
 #include "../mode.h"
 #include "proxier.h"
@@ -256,6 +257,52 @@ static int ipt_probe(const struct config *cfg, char **why)
 	return 0;
 }
 
+/* Upstream's two nfacct counters and the metrics they become. */
+static const struct {
+	const char *counter, *metric, *help;
+} nfacct_metrics[] = {
+	{ NFACCT_CT_INVALID_DROPPED, "kubeproxy_iptables_ct_state_invalid_dropped_packets_total",
+	  "packets dropped by iptables to work around conntrack problems" },
+	{ NFACCT_LOCALHOST_NODEPORT, "kubeproxy_iptables_localhost_nodeports_accepted_packets_total",
+	  "Number of packets accepted on nodeports of loopback interface" },
+};
+
+static bool *nfacct_flag(struct proxier_env *env, size_t i)
+{
+	return i == 0 ? &env->nfacct_ct_invalid : &env->nfacct_localhost_np;
+}
+
+/* Sets env's nfacct flags: the counters exist (created here when create,
+ * as upstream does at start; --dry-run only looks). */
+static void nfacct_setup(struct proxier_env *env, bool create)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(nfacct_metrics); i++) {
+		const char *name = nfacct_metrics[i].counter;
+		uint64_t pkts;
+		int ret = create ? nfacct_ensure(name) : nfacct_read(name, &pkts, NULL);
+
+		*nfacct_flag(env, i) = ret == 0;
+		if (ret < 0 && create)
+			log_warn("Failed to create nfacct counter; the corresponding metric will not be "
+				 "available counter=\"%s\" err=\"%s\"", name, strerror(-ret));
+	}
+}
+
+static void ipt_metrics(struct mode_ctx *ctx, struct strbuf *out)
+{
+	struct ipt_state *st = ctx->priv;
+
+	for (size_t i = 0; st && i < ARRAY_SIZE(nfacct_metrics); i++) {
+		uint64_t pkts;
+
+		if (!*nfacct_flag(&st->env, i) || nfacct_read(nfacct_metrics[i].counter, &pkts, NULL) < 0)
+			continue;
+		sb_printf(out, "# HELP %s [ALPHA] %s\n# TYPE %s counter\n%s %llu\n", nfacct_metrics[i].metric,
+			  nfacct_metrics[i].help, nfacct_metrics[i].metric, nfacct_metrics[i].metric,
+			  (unsigned long long)pkts);
+	}
+}
+
 static int ipt_init(struct mode_ctx *ctx)
 {
 	const struct config *cfg = ctx->cfg;
@@ -296,6 +343,7 @@ static int ipt_init(struct mode_ctx *ctx)
 		log_info("nf_conntrack_tcp_be_liberal set, not installing DROP rules for INVALID packets");
 	}
 	st->env.random_fully = true;
+	nfacct_setup(&st->env, true);
 	strmap_init(&st->chain_rules[0]);
 	strmap_init(&st->chain_rules[1]);
 	log_v(2, "Using iptables mark for masquerade mark=0x%x", 1u << (cfg->masquerade_bit & 31));
@@ -475,6 +523,7 @@ static int ipt_dump(const struct config *cfg, const struct proxy_state *ps, FILE
 	env_refresh(&st, cfg);
 	st.env.random_fully = true;
 	st.env.tcp_be_liberal = read_sysctl(TCP_BE_LIBERAL, &liberal) == 0 && liberal;
+	nfacct_setup(&st.env, false);
 	sb_init(&sb);
 	proxier_render(cfg, &st.env, ps, &sb);
 	if (fwrite(sb.buf, 1, sb.len, out) != sb.len || fflush(out) != 0)
@@ -533,6 +582,7 @@ const struct proxy_mode iptables_mode = {
 	.init = ipt_init,
 	.sync = ipt_sync,
 	.dump = ipt_dump,
+	.metrics = ipt_metrics,
 	.cleanup = ipt_cleanup,
 	.fini = ipt_fini,
 };

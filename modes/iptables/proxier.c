@@ -496,6 +496,8 @@ static void tail_rules(struct gen *g)
 	if (!g->env->tcp_be_liberal) {
 		r = add_rule(g, g->filter, KUBE_FORWARD);
 		rule_ctstate(r, CTSTATE_INVALID, false);
+		if (g->env->nfacct_ct_invalid)
+			rule_nfacct(r, NFACCT_CT_INVALID_DROPPED);
 		rule_target(r, RT_DROP);
 	}
 	r = add_rule(g, g->filter, KUBE_FORWARD);
@@ -651,6 +653,19 @@ static void gen_service(struct gen *g, const struct svc_port_info *pi, bool skip
 
 	/* NodePort */
 	if (p->node_port) {
+		if (has_eps && g->localhost_nodeports && g->env->nfacct_localhost_np) {
+			/* The same jump, first counted for localhost clients. */
+			struct cidr lo;
+
+			cidr_parse("127.0.0.0/8", false, &lo);
+			r = add_rule(g, g->nat, KUBE_NODEPORTS);
+			rule_comment(r, sv.spn);
+			rule_proto(r, proto);
+			rule_dst(r, &lo, false);
+			rule_dport(r, p->node_port);
+			rule_nfacct(r, NFACCT_LOCALHOST_NODEPORT);
+			rule_jump(r, sv.ext_chain);
+		}
 		if (has_eps) {
 			r = add_rule(g, g->nat, KUBE_NODEPORTS);
 			rule_comment(r, sv.spn);

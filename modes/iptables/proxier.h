@@ -4,8 +4,8 @@
  * for iptc_apply or for rendering as iptables-restore text.
  *
  * Behaviour follows upstream pkg/proxy/iptables/proxier.go syncProxyRules:
- * same chains, rule order, matches, comments and targets. Known differences:
- * no "-m nfacct" counters, and no kubelet-owned KUBE-FIREWALL chain. */
+ * same chains, rule order, matches, comments and targets. The "-m nfacct"
+ * matches appear when the caller found the accounting objects (env). */
 #ifndef KP_IPTABLES_PROXIER_H
 #define KP_IPTABLES_PROXIER_H
 
@@ -18,11 +18,18 @@
 #include "../../src/util.h"
 #include "../iptc/rule.h"
 
+/* Upstream's nfacct counter names (pkg/proxy/metrics). */
+#define NFACCT_CT_INVALID_DROPPED "ct_state_invalid_dropped_pkts"
+#define NFACCT_LOCALHOST_NODEPORT "localhost_nps_accepted_pkts"
+
 /* Facts about the host that the rules depend on, gathered by the caller
  * (iptables.c) so that generation itself touches nothing. */
 struct proxier_env {
 	bool random_fully;        /* MASQUERADE --random-fully */
 	bool tcp_be_liberal;      /* nf_conntrack_tcp_be_liberal set: no INVALID drop rule */
+	bool nfacct_ct_invalid;   /* nfacct object NFACCT_CT_INVALID_DROPPED exists: count INVALID drops */
+	bool nfacct_localhost_np; /* nfacct object NFACCT_LOCALHOST_NODEPORT exists: count NodePort
+				   * packets to 127.0.0.0/8 (IPv4, localhost NodePorts on) */
 	struct addr node_ip[2];   /* primary node IP, [0] IPv4, [1] IPv6 (family 0 = unknown) */
 	const struct addr *host_addrs; /* every address of this host (for --nodeport-addresses) */
 	size_t n_host_addrs;

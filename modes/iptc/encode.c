@@ -21,6 +21,7 @@
 #include <linux/netfilter/xt_comment.h>
 #include <linux/netfilter/xt_conntrack.h>
 #include <linux/netfilter/xt_mark.h>
+#include <linux/netfilter/xt_nfacct.h>
 #include <linux/netfilter/xt_recent.h>
 #include <linux/netfilter/xt_sctp.h>
 #include <linux/netfilter/xt_set.h>
@@ -107,6 +108,9 @@ static size_t rule_size(const struct rule *r, size_t head)
 			break;
 		case RI_SET:
 			n += match_size(sizeof(struct xt_set_info_match_v4));
+			break;
+		case RI_NFACCT:
+			n += match_size(sizeof(struct xt_nfacct_match_info_v1));
 			break;
 		default:
 			break;
@@ -337,6 +341,7 @@ static int put_item(struct rule_encoder *enc, uint8_t *base, size_t *pos, struct
 	struct xt_mark_mtinfo1 *mark;
 	struct xt_statistic_info *st;
 	struct xt_recent_mtinfo_v1 *rc;
+	struct xt_nfacct_match_info_v1 *acct;
 	unsigned long long fixed;
 
 	switch (it->kind) {
@@ -446,6 +451,14 @@ static int put_item(struct rule_encoder *enc, uint8_t *base, size_t *pos, struct
 		break;
 	case RI_SET:
 		return put_set(enc, base, pos, it, err);
+	case RI_NFACCT:
+		if (strlen(it->text) >= NFACCT_NAME_MAX) {
+			*err = xasprintf("nfacct name %s too long", it->text);
+			return -EINVAL;
+		}
+		acct = put_match(base, pos, "nfacct", 1, sizeof(*acct));
+		strcpy(acct->name, it->text);
+		break;
 	}
 	return 0;
 family:

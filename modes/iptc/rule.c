@@ -293,6 +293,11 @@ void rule_set(struct rule *r, const char *set_name, const char *flags, bool neg)
 	add_item(r, RI_SET, neg)->text = xasprintf("%s %s", set_name, flags);
 }
 
+void rule_nfacct(struct rule *r, const char *name)
+{
+	add_item(r, RI_NFACCT, false)->text = xstrdup(name);
+}
+
 /* Targets: each sets r's (single) target, replacing an earlier one. */
 void rule_jump(struct rule *r, const char *chain)
 {
@@ -477,6 +482,9 @@ static void render_item(const struct rule_item *it, struct strbuf *sb)
 		sb_puts(sb, " -m set");
 		put_neg(sb, it->neg);
 		sb_printf(sb, " --match-set %s", it->text);
+		break;
+	case RI_NFACCT:
+		sb_printf(sb, " -m nfacct --nfacct-name %s", it->text);
 		break;
 	}
 }

@@ -40,6 +40,7 @@ enum rule_item_kind {
 	RI_RECENT_CHECK, /* -m recent --name NAME --rcheck --seconds N --reap */
 	RI_RECENT_SET,   /* -m recent --name NAME --set */
 	RI_SET,          /* -m set [!] --match-set NAME dst|dst,dst|src,dst|dst,dst,src (ipvs mode) */
+	RI_NFACCT,       /* -m nfacct --nfacct-name NAME (count into an nfnetlink_acct object) */
 };
 
 /* Conntrack state bits for RI_CTSTATE (same values as XT_CONNTRACK_STATE_BIT). */
@@ -139,6 +140,8 @@ void rule_statistic(struct rule *r, double probability);
 void rule_recent_check(struct rule *r, const char *name, uint32_t seconds);
 void rule_recent_set(struct rule *r, const char *name);
 void rule_set(struct rule *r, const char *set_name, const char *flags, bool neg);
+/* The accounting object must exist when the rule is committed. */
+void rule_nfacct(struct rule *r, const char *name);
 
 void rule_jump(struct rule *r, const char *chain);
 void rule_target(struct rule *r, enum rule_target_kind t);

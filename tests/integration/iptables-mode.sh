@@ -271,6 +271,28 @@ kp_check "NodePort from outside reaches pod1 and pod2" [ "$(answers "$OUT" 192.1
 kp_check "NodePort from outside is masqueraded (Cluster policy)" bash -c "ip netns exec $OUT curl -s --max-time 3 http://192.168.77.1:30080/ | grep -q 'from 10.244.0.1$'"
 kp_check "NodePort on localhost from the node" [ "$(answers "$KP_NODE" 127.0.0.1 30080 12)" = "pod1 pod2 " ]
 
+# Upstream's nfacct counters: created at start, matched by the rules,
+# published as metrics.
+metric() {  # NAME -> value at /metrics, or nothing
+	kp_node curl -s --max-time 3 http://127.0.0.1:10249/metrics | awk -v n="$1" '$1 == n {print $2}'
+}
+kp_check "KUBE-NODEPORTS counts localhost NodePort packets (nfacct) before the jump" bash -c \
+	"ip netns exec $KP_NODE iptables-legacy -t nat -S KUBE-NODEPORTS | grep -Eq -- '-d 127.0.0.0/8 .*--dport 30080 -m nfacct --nfacct-name +localhost_nps_accepted_pkts -j KUBE-EXT-'"
+kp_check "KUBE-FORWARD counts its INVALID drops (nfacct)" bash -c \
+	"ip netns exec $KP_NODE iptables-legacy -S KUBE-FORWARD | grep -Eq -- '--ctstate INVALID -m nfacct --nfacct-name +ct_state_invalid_dropped_pkts -j DROP'"
+kp_check "no nfacct rules in IPv6 NodePorts (upstream counts IPv4 localhost only)" bash -c \
+	"! ip netns exec $KP_NODE ip6tables-legacy -t nat -S KUBE-NODEPORTS | grep -q nfacct"
+lh=$(metric kubeproxy_iptables_localhost_nodeports_accepted_packets_total)
+kp_check "localhost NodePort packets show in kubeproxy_iptables_localhost_nodeports_accepted_packets_total ($lh)" \
+	[ "${lh:-0}" -gt 0 ]
+inv0=$(metric kubeproxy_iptables_ct_state_invalid_dropped_packets_total)
+kp_node sysctl -qw net.netfilter.nf_conntrack_tcp_loose=0
+ip netns exec "$OUT" python3 "$KP_SRCDIR/tests/integration/lone-ack.py" 192.168.77.2 10.244.0.11 8080 5
+kp_node sysctl -qw net.netfilter.nf_conntrack_tcp_loose=1
+inv1=$(metric kubeproxy_iptables_ct_state_invalid_dropped_packets_total)
+kp_check "5 stray ACKs forwarded to a pod are dropped as INVALID and counted ($inv0 -> $inv1)" \
+	eval '[ -n "$inv0" ] && [ "$((inv1 - inv0))" = 5 ]'
+
 # externalTrafficPolicy Local: only the local endpoint, client address kept.
 kp_check "eTP Local NodePort reaches only the local pod3" [ "$(answers "$OUT" 192.168.77.1 30081 12)" = "pod3 " ]
 kp_check "eTP Local NodePort keeps the client address" bash -c "ip netns exec $OUT curl -s --max-time 3 http://192.168.77.1:30081/ | grep -q '^pod3 from 192.168.77.2$'"

@@ -52,6 +52,7 @@ mksets() {
 	ip netns exec "$ns" ipset create KUBE-TEST-3SET hash:ip,port,ip
 	ip netns exec "$ns" ipset create KUBE-TEST-SET6 hash:ip,port family inet6
 	ip netns exec "$ns" ipset create KUBE-TEST-3SET6 hash:ip,port,ip family inet6
+	ip netns exec "$ns" "$DRV" nfacct ensure kp-test-acct >/dev/null
 }
 
 # stat_is OUTPUT TABLE KEY VALUE
@@ -63,6 +64,11 @@ for ns in "$NSA" "$NSB" "$NSC"; do
 	kp_ns "$ns" || { echo "Bail out! cannot create $ns"; exit 1; }
 	mksets "$ns"
 done
+kp_check "nfacct: a new counter reads 0 packets and ensuring it again is no error" \
+	eval '[ "$(ip netns exec "$NSA" "$DRV" nfacct read kp-test-acct)" = 0 ] &&
+		ip netns exec "$NSA" "$DRV" nfacct ensure kp-test-acct >/dev/null'
+kp_check "nfacct: reading a counter that does not exist fails" \
+	eval '! ip netns exec "$NSA" "$DRV" nfacct read kp-no-such-counter >/dev/null 2>&1'
 
 for fam in 4 6; do
 	"$DRV" render $fam full >"$KP_TMP/full$fam.txt"

@@ -6,6 +6,7 @@
  *   iptc_roundtrip compare 4|6 VARIANT           kernel entries == our encoding?
  *   iptc_roundtrip remove  4|6 TABLE PREFIX...   iptc_remove_chains
  *   iptc_roundtrip list    4|6 TABLE PREFIX      iptc_list_chains
+ *   iptc_roundtrip nfacct  ensure|read NAME      nfacct_ensure / nfacct_read (prints packets)
  *
  * VARIANT "full" uses every rule item and target kind; "v2" is "full"
  * after a partial sync: some chains kept, one changed, one service gone.
@@ -25,6 +26,7 @@
 #include <libiptc/libip6tc.h>
 
 #include "modes/iptc/encode.h"
+#include "modes/iptc/nfacct.h"
 #include "modes/iptc/rule.h"
 #include "modes/iptc/writer.h"
 
@@ -271,6 +273,7 @@ static void build_nat(struct table_want *t, const struct fam *f, bool v2)
 	rule_jump(r, "KUBE-MARK-MASQ");
 	r = chain_append(c);
 	rule_comment(r, "counter only");
+	rule_nfacct(r, "kp-test-acct");   /* created by the test script */
 }
 
 static void build_filter(struct table_want *t, const struct fam *f, bool v2)
@@ -465,7 +468,8 @@ static int usage(void)
 {
 	fprintf(stderr, "usage: iptc_roundtrip render|apply|compare 4|6 full|v2\n"
 			"       iptc_roundtrip remove 4|6 TABLE PREFIX...\n"
-			"       iptc_roundtrip list 4|6 TABLE PREFIX\n");
+			"       iptc_roundtrip list 4|6 TABLE PREFIX\n"
+			"       iptc_roundtrip nfacct ensure|read NAME\n");
 	return 2;
 }
 
@@ -475,6 +479,17 @@ int main(int argc, char **argv)
 	struct fam f;
 	int ret = 0;
 
+	if (argc == 4 && strcmp(argv[1], "nfacct") == 0) {
+		uint64_t pkts = 0;
+
+		ret = strcmp(argv[2], "ensure") == 0 ? nfacct_ensure(argv[3]) : nfacct_read(argv[3], &pkts, NULL);
+		if (ret < 0) {
+			fprintf(stderr, "nfacct %s %s: %s\n", argv[2], argv[3], strerror(-ret));
+			return 1;
+		}
+		printf("%llu\n", (unsigned long long)pkts);
+		return 0;
+	}
 	if (argc < 4 || parse_fam(argv[2], &f) < 0)
 		return usage();
 	if (strcmp(argv[1], "remove") == 0) {

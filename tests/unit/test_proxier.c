@@ -1,8 +1,8 @@
 /* Rule generation of the iptables proxier, compared with exact
  * iptables-restore text. The first test reproduces upstream kube-proxy's
  * TestOverallIPTablesRules (pkg/proxy/iptables/proxier_test.go): same
- * services, same endpoints, and upstream's expected output with the two
- * one known difference (no "-m nfacct" rules).
+ * services, same endpoints, and upstream's expected output verbatim
+ * (with its two nfacct counters present; a variant without them).
  * Output is normalised the way upstream's test sorts it: chains ordered
  * KUBE-NODEPORTS, KUBE-SERVICES, then by name; each chain's rules in their
  * generated order. */
@@ -378,7 +378,7 @@ static const char overall_expected[] =
 	"-A KUBE-EXTERNAL-SERVICES -m comment --comment \"ns2/svc2:p80 has no local endpoints\" -m tcp -p tcp -d 1.2.3.4 --dport 80 -j DROP\n"
 	"-A KUBE-EXTERNAL-SERVICES -m comment --comment \"ns2/svc2:p80 has no local endpoints\" -m addrtype --dst-type LOCAL -m tcp -p tcp --dport 3001 -j DROP\n"
 	"-A KUBE-FIREWALL -m comment --comment \"block incoming localnet connections\" -d 127.0.0.0/8 ! -s 127.0.0.0/8 -m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT -j DROP\n"
-	"-A KUBE-FORWARD -m conntrack --ctstate INVALID -j DROP\n"
+	"-A KUBE-FORWARD -m conntrack --ctstate INVALID -m nfacct --nfacct-name ct_state_invalid_dropped_pkts -j DROP\n"
 	"-A KUBE-FORWARD -m comment --comment \"kubernetes forwarding rules\" -m mark --mark 0x4000/0x4000 -j ACCEPT\n"
 	"-A KUBE-FORWARD -m comment --comment \"kubernetes forwarding conntrack rule\" -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\n"
 	"-A KUBE-PROXY-FIREWALL -m comment --comment \"ns5/svc5:p80 traffic not accepted by KUBE-FW-NUKIZ6OKUXPJNT4C\" -m tcp -p tcp -d 5.6.7.8 --dport 80 -j DROP\n"
@@ -404,8 +404,11 @@ static const char overall_expected[] =
 	":KUBE-SVC-NUKIZ6OKUXPJNT4C - [0:0]\n"
 	":KUBE-SVC-X27LE4BHSL4DOUIK - [0:0]\n"
 	":KUBE-SVC-XPGD46QRK7WJZT7O - [0:0]\n"
+	"-A KUBE-NODEPORTS -m comment --comment ns2/svc2:p80 -m tcp -p tcp -d 127.0.0.0/8 --dport 3001 -m nfacct --nfacct-name localhost_nps_accepted_pkts -j KUBE-EXT-GNZBNJ2PO5MGZ6GT\n"
 	"-A KUBE-NODEPORTS -m comment --comment ns2/svc2:p80 -m tcp -p tcp --dport 3001 -j KUBE-EXT-GNZBNJ2PO5MGZ6GT\n"
+	"-A KUBE-NODEPORTS -m comment --comment ns3/svc3:p80 -m tcp -p tcp -d 127.0.0.0/8 --dport 3003 -m nfacct --nfacct-name localhost_nps_accepted_pkts -j KUBE-EXT-X27LE4BHSL4DOUIK\n"
 	"-A KUBE-NODEPORTS -m comment --comment ns3/svc3:p80 -m tcp -p tcp --dport 3003 -j KUBE-EXT-X27LE4BHSL4DOUIK\n"
+	"-A KUBE-NODEPORTS -m comment --comment ns5/svc5:p80 -m tcp -p tcp -d 127.0.0.0/8 --dport 3002 -m nfacct --nfacct-name localhost_nps_accepted_pkts -j KUBE-EXT-NUKIZ6OKUXPJNT4C\n"
 	"-A KUBE-NODEPORTS -m comment --comment ns5/svc5:p80 -m tcp -p tcp --dport 3002 -j KUBE-EXT-NUKIZ6OKUXPJNT4C\n"
 	"-A KUBE-SERVICES -m comment --comment \"ns1/svc1:p80 cluster IP\" -m tcp -p tcp -d 172.30.0.41 --dport 80 -j KUBE-SVC-XPGD46QRK7WJZT7O\n"
 	"-A KUBE-SERVICES -m comment --comment \"ns2/svc2:p80 cluster IP\" -m tcp -p tcp -d 172.30.0.42 --dport 80 -j KUBE-SVC-GNZBNJ2PO5MGZ6GT\n"
@@ -458,13 +461,44 @@ static const char overall_expected[] =
 	"-A KUBE-SVC-XPGD46QRK7WJZT7O -m comment --comment \"ns1/svc1:p80 -> 10.180.0.1:80\" -j KUBE-SEP-SXIVWICOYRO3J4NJ\n"
 	"COMMIT\n";
 
+/* Upstream's test runs with both nfacct counters present. */
 static void test_overall_upstream(void **state)
 {
 	struct fx *f = fx_new();
 
 	(void)state;
+	f->env.nfacct_ct_invalid = f->env.nfacct_localhost_np = true;
 	overall_fixture(f);
 	check_rules(f, AF_INET, overall_expected);
+	fx_free(f);
+}
+
+/* Without the counters (no nfnetlink_acct): the same rules minus the
+ * localhost NodePort counting rules and the nfacct match. */
+static void test_overall_without_nfacct(void **state)
+{
+	static const char invalid_acct[] = " -m nfacct --nfacct-name ct_state_invalid_dropped_pkts";
+	struct fx *f = fx_new();
+	struct strbuf want;
+	const char *line = overall_expected;
+
+	(void)state;
+	sb_init(&want);
+	while (*line) {
+		const char *nl = strchr(line, '\n'), *acct = strstr(line, invalid_acct);
+
+		if (acct && acct < nl) {
+			sb_add(&want, line, (size_t)(acct - line));
+			sb_add(&want, acct + strlen(invalid_acct), (size_t)(nl + 1 - acct - strlen(invalid_acct)));
+		} else if (!strstr(line, "localhost_nps_accepted_pkts") ||
+			   strstr(line, "localhost_nps_accepted_pkts") > nl) {
+			sb_add(&want, line, (size_t)(nl + 1 - line));
+		}
+		line = nl + 1;
+	}
+	overall_fixture(f);
+	check_rules(f, AF_INET, sb_cstr(&want));
+	sb_free(&want);
 	fx_free(f);
 }
 
@@ -1131,6 +1165,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_overall_upstream),
+		cmocka_unit_test(test_overall_without_nfacct),
 		cmocka_unit_test(test_builtin_jumps),
 		cmocka_unit_test(test_ipv6),
 		cmocka_unit_test(test_family_split),

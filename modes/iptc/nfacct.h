@@ -1,0 +1,18 @@
+/* Named packet counters of the kernel's extended accounting
+ * (nfnetlink_acct), the objects that "-m nfacct --nfacct-name NAME" rules
+ * (rule_nfacct) count into. Each call opens its own netlink socket in the
+ * caller's network namespace. */
+#ifndef KP_IPTC_NFACCT_H
+#define KP_IPTC_NFACCT_H
+
+#include <stdint.h>
+
+/* Creates counter name unless it exists. 0 or -errno (a kernel without
+ * nfnetlink_acct answers -EOPNOTSUPP or -ENOENT, or refuses the socket). */
+int nfacct_ensure(const char *name);
+
+/* Reads counter name: 0, -ENOENT when there is no such counter, or
+ * another -errno. bytes may be NULL. */
+int nfacct_read(const char *name, uint64_t *packets, uint64_t *bytes);
+
+#endif
