@@ -276,6 +276,15 @@ static bool *nfacct_flag(struct proxier_env *env, size_t i)
  * as upstream does at start; --dry-run only looks). */
 static void nfacct_setup(struct proxier_env *env, bool create)
 {
+	int usable = nfacct_match_usable();
+
+	env->nfacct_ct_invalid = env->nfacct_localhost_np = false;
+	if (usable < 0) {
+		if (create)
+			log_warn("The kernel has no iptables nfacct match (xt_nfacct: %s); writing rules "
+				 "without it, the nfacct based metrics won't be available", strerror(-usable));
+		return;
+	}
 	for (size_t i = 0; i < ARRAY_SIZE(nfacct_metrics); i++) {
 		const char *name = nfacct_metrics[i].counter;
 		uint64_t pkts;
@@ -384,11 +393,13 @@ static int apply_table(const struct table_want *t, const char *const *stale,
 		stats->rules_filter += as.rules_total;
 	stats->chains_written += as.chains_created + as.chains_rewritten;
 	log_v(4, "%s %s: %lu chains created, %lu rewritten, %lu unchanged, %lu deleted, "
-	      "%lu rules, %u commit attempt(s); init %.3fs, edit %.3fs, commit %.3fs",
+	      "%lu rules, %u commit attempt(s); init %.3fs, edit %.3fs, commit %.3fs, free %.3fs, "
+	      "in all %.3fs",
 	      fam_name(t->family), t->table,
 	      as.chains_created, as.chains_rewritten, as.chains_unchanged, as.chains_deleted,
 	      as.rules_total, as.commit_attempts, (double)as.init_ns / 1e9,
-	      (double)as.edit_ns / 1e9, (double)as.commit_ns / 1e9);
+	      (double)as.edit_ns / 1e9, (double)as.commit_ns / 1e9, (double)as.free_ns / 1e9,
+	      (double)as.all_ns / 1e9);
 	return 0;
 }
 

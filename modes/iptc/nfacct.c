@@ -2,6 +2,7 @@
  * (NEW or GET of one named counter, acknowledged), read until the ack. */
 #include <endian.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdbool.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -10,6 +11,8 @@
 
 #include <linux/netfilter/nfnetlink.h>
 #include <linux/netfilter/nfnetlink_acct.h>
+#include <linux/netfilter/x_tables.h>
+#include <linux/netfilter_ipv4/ip_tables.h>
 #include <linux/netlink.h>
 
 #include "nfacct.h"
@@ -155,4 +158,18 @@ int nfacct_ensure(const char *name)
 		return ret;
 	ret = request(NFNL_MSG_ACCT_NEW, NLM_F_CREATE | NLM_F_EXCL, name, NULL);
 	return ret == -EEXIST ? 0 : ret;   /* someone else was quicker */
+}
+
+int nfacct_match_usable(void)
+{
+	struct xt_get_revision rev = { .name = "nfacct", .revision = 1 };
+	socklen_t len = sizeof(rev);
+	int fd = socket(AF_INET, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_RAW), ret = 0;
+
+	if (fd < 0)
+		return -errno;
+	if (getsockopt(fd, IPPROTO_IP, IPT_SO_GET_REVISION_MATCH, &rev, &len) < 0)
+		ret = -errno;
+	close(fd);
+	return ret;
 }

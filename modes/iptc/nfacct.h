@@ -15,4 +15,11 @@ int nfacct_ensure(const char *name);
  * another -errno. bytes may be NULL. */
 int nfacct_read(const char *name, uint64_t *packets, uint64_t *bytes);
 
+/* Does the kernel's x_tables have the "nfacct" match (xt_nfacct) in the
+ * revision rule_nfacct encodes? nfnetlink_acct alone is not enough: a
+ * rule naming a missing match would fail every commit. 0 or -errno
+ * (-ENOENT: no such match; -EPROTONOSUPPORT: older revision only). The
+ * kernel may load the module to answer. */
+int nfacct_match_usable(void);
+
 #endif

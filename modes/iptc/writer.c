@@ -671,8 +671,10 @@ static int apply_once(struct apply_ctx *a, char **err)
 out:
 	free(insert);
 	names_free(&builtins);
+	t1 = now_ns();
 	ops->x->free(a->h);
 	a->h = NULL;
+	a->st.free_ns = now_ns() - t1;
 	return ret;
 }
 
@@ -686,6 +688,7 @@ int iptc_apply(const struct table_want *t, const char *const *stale_prefixes,
 		.stale_prefixes = stale_prefixes,
 		.ops = fam_ops(t->family),
 	};
+	unsigned long long t0 = now_ns();
 	unsigned tries = 0;
 	int lock, ret;
 
@@ -717,6 +720,7 @@ int iptc_apply(const struct table_want *t, const char *const *stale_prefixes,
 		*err = xasprintf("%s -t %s: commit: table changed by someone else %u times", a.ops->name,
 				 t->table, tries);
 	a.st.commit_attempts = tries;
+	a.st.all_ns = now_ns() - t0;
 	if (stats)
 		*stats = a.st;
 out:

@@ -15,8 +15,9 @@ struct apply_stats {
 	unsigned commit_attempts;
 	/* Where the time of the last attempt went (ns): iptc_init (reading and
 	 * parsing the kernel's table), our edits on the handle (compare,
-	 * create, flush, append, delete) and iptc_commit (compile + replace). */
-	unsigned long long init_ns, edit_ns, commit_ns;
+	 * create, flush, append, delete), iptc_commit (compile + replace) and
+	 * releasing the handle; all_ns is the whole call (lock, retries). */
+	unsigned long long init_ns, edit_ns, commit_ns, free_ns, all_ns;
 };
 
 /* Makes the table match t:

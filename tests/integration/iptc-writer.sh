@@ -67,6 +67,8 @@ done
 kp_check "nfacct: a new counter reads 0 packets and ensuring it again is no error" \
 	eval '[ "$(ip netns exec "$NSA" "$DRV" nfacct read kp-test-acct)" = 0 ] &&
 		ip netns exec "$NSA" "$DRV" nfacct ensure kp-test-acct >/dev/null'
+kp_check "nfacct: the kernel reports the nfacct match in the revision we encode" \
+	eval '[ "$(ip netns exec "$NSA" "$DRV" nfacct usable)" = usable ]'
 kp_check "nfacct: reading a counter that does not exist fails" \
 	eval '! ip netns exec "$NSA" "$DRV" nfacct read kp-no-such-counter >/dev/null 2>&1'
 

@@ -7,6 +7,7 @@
  *   iptc_roundtrip remove  4|6 TABLE PREFIX...   iptc_remove_chains
  *   iptc_roundtrip list    4|6 TABLE PREFIX      iptc_list_chains
  *   iptc_roundtrip nfacct  ensure|read NAME      nfacct_ensure / nfacct_read (prints packets)
+ *   iptc_roundtrip nfacct  usable                nfacct_match_usable
  *
  * VARIANT "full" uses every rule item and target kind; "v2" is "full"
  * after a partial sync: some chains kept, one changed, one service gone.
@@ -469,7 +470,8 @@ static int usage(void)
 	fprintf(stderr, "usage: iptc_roundtrip render|apply|compare 4|6 full|v2\n"
 			"       iptc_roundtrip remove 4|6 TABLE PREFIX...\n"
 			"       iptc_roundtrip list 4|6 TABLE PREFIX\n"
-			"       iptc_roundtrip nfacct ensure|read NAME\n");
+			"       iptc_roundtrip nfacct ensure|read NAME\n"
+			"       iptc_roundtrip nfacct usable\n");
 	return 2;
 }
 
@@ -479,6 +481,11 @@ int main(int argc, char **argv)
 	struct fam f;
 	int ret = 0;
 
+	if (argc == 3 && strcmp(argv[1], "nfacct") == 0 && strcmp(argv[2], "usable") == 0) {
+		ret = nfacct_match_usable();
+		printf("%s\n", ret == 0 ? "usable" : strerror(-ret));
+		return ret == 0 ? 0 : 1;
+	}
 	if (argc == 4 && strcmp(argv[1], "nfacct") == 0) {
 		uint64_t pkts = 0;
 
