@@ -146,7 +146,7 @@ struct rule *chain_append(struct chain *c)
 	struct rule *r;
 
 	if (c->n_rules == c->cap_rules) {
-		c->cap_rules = c->cap_rules ? c->cap_rules * 2 : 4;
+		c->cap_rules = c->cap_rules ? c->cap_rules * 2 : 2;
 		c->rules = xrealloc(c->rules, c->cap_rules * sizeof(*c->rules));
 	}
 	r = &c->rules[c->n_rules++];
@@ -159,7 +159,7 @@ static struct rule_item *add_item(struct rule *r, enum rule_item_kind kind, bool
 	struct rule_item *it;
 
 	if (r->n_items == r->cap_items) {
-		r->cap_items = r->cap_items ? r->cap_items * 2 : 6;
+		r->cap_items = r->cap_items ? r->cap_items * 2 : 2;
 		r->items = xrealloc(r->items, r->cap_items * sizeof(*r->items));
 	}
 	it = &r->items[r->n_items++];
