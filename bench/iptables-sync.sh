@@ -38,6 +38,20 @@ wait_lines() {
 	return 1
 }
 
+# settle: a deleted namespace's tables are freed by a kernel worker after
+# "ip netns del" returns (about a second for 10k services); wait for the
+# machine to go quiet so that the next measurement does not share the
+# CPUs with that cleanup. Polls /proc/loadavg's running count.
+settle() {
+	local i
+	sleep 0.5
+	for i in $(seq 50); do
+		[ "$(awk '{split($4, a, "/"); print a[1]}' /proc/loadavg)" -le 1 ] && break
+		sleep 0.1
+	done
+	sleep 0.5
+}
+
 # median VALUES...: the middle value (the lower middle for an even count).
 median() { printf '%s\n' "$@" | sort -g | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
 # range VALUES...: "min-max".
@@ -62,6 +76,7 @@ daemon_round() {
 	rss=$(awk '/VmHWM/ {printf "%.1f", $2/1024}' /proc/$pid/status)
 	kill $pid; wait $pid 2>/dev/null
 	ip netns del "$ns"
+	settle
 	echo "$full $inc $rss"
 }
 
@@ -73,6 +88,7 @@ restore_round() {
 	ip netns exec "${ns}r" iptables-legacy-restore <"$1" || echo "restore failed" >&2
 	e=$(date +%s.%N)
 	ip netns del "${ns}r"
+	settle
 	echo "$e - $s" | bc -l
 }
 

@@ -29,6 +29,9 @@ size_t base32_encode(const uint8_t *in, size_t n, char *out);
  * NUL terminated in out. */
 void chain_hash(const char *a, const char *b, const char *c, char out[CHAIN_HASH_LEN + 1]);
 
+/* prefix + hash (from chain_hash) into out (at least 29 bytes). */
+void chain_name_join(char *out, const char *prefix, const char hash[CHAIN_HASH_LEN + 1]);
+
 /* Upstream's endpoint string: "ip:port", or "[ip]:port" for IPv6. */
 const char *endpoint_string(const struct addr *ip, uint16_t port, char buf[ENDPOINT_STRLEN]);
 

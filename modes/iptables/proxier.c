@@ -222,10 +222,10 @@ static void svc_view_init(struct gen *g, struct svc_view *sv, const struct svc_p
 		sv->hc_node_port = svc->health_check_node_port;
 
 	chain_hash(pi->spn, proto_lower(pi->proto), NULL, hash);
-	snprintf(sv->svc_chain, CHAIN_NAME_MAX, "%s%s", CHAIN_PREFIX_SVC, hash);
-	snprintf(sv->svl_chain, CHAIN_NAME_MAX, "%s%s", CHAIN_PREFIX_SVL, hash);
-	snprintf(sv->ext_chain, CHAIN_NAME_MAX, "%s%s", CHAIN_PREFIX_EXT, hash);
-	snprintf(sv->fw_chain, CHAIN_NAME_MAX, "%s%s", CHAIN_PREFIX_FW, hash);
+	chain_name_join(sv->svc_chain, CHAIN_PREFIX_SVC, hash);
+	chain_name_join(sv->svl_chain, CHAIN_PREFIX_SVL, hash);
+	chain_name_join(sv->ext_chain, CHAIN_PREFIX_EXT, hash);
+	chain_name_join(sv->fw_chain, CHAIN_PREFIX_FW, hash);
 
 	/* Endpoint strings and chain names, ordered by endpoint string as
 	 * upstream's endpoint cache orders them. */
@@ -240,7 +240,7 @@ static void svc_view_init(struct gen *g, struct svc_view *sv, const struct svc_p
 		e->ep = &pi->eps[i];
 		endpoint_string(&e->ep->ip, e->ep->port, e->str);
 		chain_hash(pi->spn, proto_lower(pi->proto), e->str, hash);
-		snprintf(e->chain, CHAIN_NAME_MAX, "%s%s", CHAIN_PREFIX_SEP, hash);
+		chain_name_join(e->chain, CHAIN_PREFIX_SEP, hash);
 	}
 	if (g->family == AF_INET6 && g->n_eps > 1)
 		qsort(g->eps, g->n_eps, sizeof(*g->eps), cmp_ep_view);
@@ -852,6 +852,16 @@ void proxier_build(const struct config *cfg, const struct proxier_env *env,
 	g.localhost_nodeports = family == AF_INET && cfg->localhost_nodeports && g.npa.v4_loopback;
 	g.large = proxier_large_cluster(ps, family);
 
+	/* nat: per service port up to four chains (SVC, SVL, EXT, FW) and
+	 * one per endpoint, plus the fixed ones. */
+	{
+		size_t want = 16;
+
+		for (size_t i = 0; i < ps->n_ports; i++)
+			if (ps->ports[i].family == family)
+				want += 2 + ps->ports[i].n_eps;
+		table_want_reserve(nat, want);
+	}
 	if (g.localhost_nodeports)
 		localnet_firewall(filter);
 	builtin_jumps(nat, filter);

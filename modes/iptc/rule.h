@@ -109,6 +109,9 @@ struct table_want {
 
 void table_want_init(struct table_want *t, const char *table, uint8_t family);
 void table_want_free(struct table_want *t);
+/* Room for n_chains chains without growing the array or the index (a
+ * hint: more still fit). */
+void table_want_reserve(struct table_want *t, size_t n_chains);
 /* Adds (or returns the existing) chain of ours. The pointer is valid until
  * the next table_chain call that adds a chain (the array may move). */
 struct chain *table_chain(struct table_want *t, const char *name);
@@ -137,6 +140,9 @@ void rule_ctstate(struct rule *r, uint32_t states, bool neg);
 void rule_mark(struct rule *r, uint32_t value, uint32_t mask, bool neg);
 /* probability in [0,1]; printed %0.10f like upstream. */
 void rule_statistic(struct rule *r, double probability);
+/* The digits "%0.10f" prints for p (clamped to [0,1]) as an integer:
+ * 1.0 -> 10000000000, 1/3 -> 3333333333. */
+unsigned long long rule_probability_fixed(double p);
 void rule_recent_check(struct rule *r, const char *name, uint32_t seconds);
 void rule_recent_set(struct rule *r, const char *name);
 void rule_set(struct rule *r, const char *set_name, const char *flags, bool neg);

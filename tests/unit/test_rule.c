@@ -1,4 +1,5 @@
 #include <errno.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -155,6 +156,47 @@ static void test_probabilities(void **state)
 		check(&r, "C", want);
 		rule_free(&r);
 	}
+}
+
+/* The integer conversion agrees with printf's "%0.10f" everywhere the
+ * proxier can land (1/k), on short binary fractions j/2^k (where exact
+ * ties such as 2^-11 * 1e10 = 4882812.5 live) and on a million
+ * pseudo-random doubles. */
+static void test_probability_fixed_matches_printf(void **state)
+{
+	unsigned long long x = 88172645463325252ull;
+
+	(void)state;
+	for (int i = 0; i < 1200000 + 64 * 32; i++) {
+		double p;
+		char printed[32], mine[32];
+		unsigned long long f;
+
+		if (i >= 1200000) {
+			int k = (i - 1200000) / 32 + 1, j = 2 * ((i - 1200000) % 32) + 1;
+
+			p = ldexp(j, -k);
+			if (p > 1)
+				continue;
+		} else if (i < 200000) {
+			p = 1.0 / (i + 1);
+		} else {
+			x ^= x << 13;
+			x ^= x >> 7;
+			x ^= x << 17;
+			/* uniform in [0,1), and every 8th one tiny */
+			p = (double)(x >> 11) / 9007199254740992.0;
+			if (i % 8 == 0)
+				p = ldexp(p, -(int)(x % 60));
+		}
+		snprintf(printed, sizeof(printed), "%0.10f", p);
+		f = rule_probability_fixed(p);
+		snprintf(mine, sizeof(mine), "%llu.%010llu", f / 10000000000ull, f % 10000000000ull);
+		if (strcmp(printed, mine) != 0)
+			fail_msg("p=%a: printf %s, ours %s", p, printed, mine);
+	}
+	assert_int_equal(rule_probability_fixed(-1), 0);
+	assert_int_equal(rule_probability_fixed(2), 10000000000ull);
 }
 
 static void test_targets(void **state)
@@ -717,6 +759,7 @@ int main(void)
 		cmocka_unit_test(test_cluster_ip),
 		cmocka_unit_test(test_endpoints),
 		cmocka_unit_test(test_probabilities),
+		cmocka_unit_test(test_probability_fixed_matches_printf),
 		cmocka_unit_test(test_targets),
 		cmocka_unit_test(test_matches),
 		cmocka_unit_test(test_table),
