@@ -106,7 +106,8 @@ udp 10.244.1.2 10.244.2.2 >$M/dns.yaml
 ipvsadm -A -t 10.99.0.1:80 -s rr
 ipvsadm -A -t 10.98.0.1:80 -s rr
 
-FLAGS="--proxy-mode=ipvs --manifest-dir=$M --hostname-override=vm-node --cluster-cidr=10.244.0.0/16
+FLAGS="--proxy-mode=ipvs --manifest-dir=$M --hostname-override=vm-node --cluster-cidr=10.244.0.0/16,fd00:10:244::/48
+ --service-cluster-ip-range=10.0.0.0/24,fd00:10:96::/112
  --log-file=$LOG --state-dir=/var/lib/kube-proxy --iptables-min-sync-period=200ms --ipvs-min-sync-period=200ms
  --iptables-sync-period=2s --ipvs-sync-period=4s --ipvs-exclude-cidrs=10.99.0.0/16 --ipvs-tcpfin-timeout=5s --v=3
  --healthz-bind-address= --metrics-bind-address="
@@ -150,6 +151,89 @@ check "NodePort from the client reaches both web pods" answers_are client 192.16
 check "session affinity keeps the client on one pod" one_answer client 10.0.0.11 80 9
 check "a port that is not a service port on a VIP is refused, not a timeout" refused client 10.0.0.10 81
 
+# ---- externalTrafficPolicy Local, load balancer IPs, source ranges ----
+# pod3 answers /cgi-bin/ip with the address it sees (busybox httpd CGI).
+mkdir -p /srv/pod3/cgi-bin
+printf '#!/bin/sh\necho "Content-Type: text/plain"\necho\necho "pod3 $REMOTE_ADDR"\n' >/srv/pod3/cgi-bin/ip
+chmod +x /srv/pod3/cgi-bin/ip
+# get_path NS IP PORT PATH: the last line of one response
+get_path() { printf 'GET %s HTTP/1.0\r\n\r\n' "$4" | $IP netns exec "$1" nc -w 3 "$2" "$3" 2>/dev/null | tail -1; }
+sees_client() { a=$(get_path client "$1" "$2" /cgi-bin/ip); echo "got: $a"; echo "$a" | grep -q "^pod3 .*192\.168\.77\.2"; }
+no_answer() { a=$(get client "$1" "$2"); echo "got: $a"; [ -z "$a" ]; }
+lb() { # name clusterIP lbIP nodePort extra-spec-line [endpoint-ip node]...
+	cat <<EOF
+apiVersion: v1
+kind: Service
+metadata: {name: $1, namespace: default}
+spec:
+  type: LoadBalancer
+  clusterIP: $2
+$5
+  ports: [{name: http, protocol: TCP, port: 80, nodePort: $4}]
+status:
+  loadBalancer: {ingress: [{ip: $3}]}
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {name: $1-1, namespace: default, labels: {kubernetes.io/service-name: $1}}
+addressType: IPv4
+ports: [{name: http, protocol: TCP, port: 8080}]
+endpoints:
+EOF
+	shift 5
+	while [ $# -ge 2 ]; do
+		echo "  - {addresses: [\"$1\"], conditions: {ready: true}, nodeName: $2}"
+		shift 2
+	done
+}
+lb local 10.0.0.13 203.0.113.10 30081 "  externalTrafficPolicy: Local" 10.244.3.2 vm-node 10.244.2.2 other-node >$M/local.yaml
+lb fwopen 10.0.0.14 203.0.113.11 30082 "  loadBalancerSourceRanges: [192.168.77.2/32]" 10.244.1.2 vm-node >$M/fwopen.yaml
+lb fwclosed 10.0.0.15 203.0.113.12 30083 "  loadBalancerSourceRanges: [10.1.2.0/24]" 10.244.1.2 vm-node >$M/fwclosed.yaml
+check "LoadBalancer IPs become virtual servers" wait_for 10 sh -c "ipvsadm -Ln | grep -q 203.0.113.10:80 && ipvsadm -Ln | grep -q 203.0.113.12:80"
+check "eTP Local: NodePort reaches only the endpoint on this node" answers_are client 192.168.77.1 30081 8 "pod3 "
+check "eTP Local: the NodePort backend sees the client's own address" sees_client 192.168.77.1 30081
+check "eTP Local: the LoadBalancer IP reaches only the local endpoint" answers_are client 203.0.113.10 80 8 "pod3 "
+check "eTP Local: the LoadBalancer IP backend sees the client's own address" sees_client 203.0.113.10 80
+check "eTP Local: ClusterIP still reaches both endpoints" answers_are client 10.0.0.13 80 16 "pod2 pod3 "
+check "ipset KUBE-LOAD-BALANCER-LOCAL holds the Local LB IP" sh -c "ipset list KUBE-LOAD-BALANCER-LOCAL | grep -q '^203.0.113.10,tcp:80$'"
+check "source ranges: a client inside the range reaches the LB IP" answers_are client 203.0.113.11 80 3 "pod1 "
+check "source ranges: a client outside the range gets no answer" no_answer 203.0.113.12 80
+check "ipset KUBE-LOAD-BALANCER-SOURCE-CIDR holds the allowed range" sh -c "ipset list KUBE-LOAD-BALANCER-SOURCE-CIDR | grep -q '^203.0.113.11,tcp:80,192.168.77.2'"
+
+# ---- IPv6 ----
+echo 1 >/proc/sys/net/ipv6/conf/all/forwarding
+for i in 1 2; do
+	$IP addr add fd00:10:244:$i::1/64 dev vp$i nodad
+	$IP -n pod$i addr add fd00:10:244:$i::2/64 dev eth0 nodad
+	$IP -n pod$i -6 route add default via fd00:10:244:$i::1
+done
+$IP addr add fd00:77::1/64 dev vc nodad
+$IP -n client addr add fd00:77::2/64 dev eth0 nodad
+$IP -n client -6 route add default via fd00:77::1
+cat >$M/web6.yaml <<EOF
+apiVersion: v1
+kind: Service
+metadata: {name: web6, namespace: default}
+spec:
+  clusterIP: fd00:10:96::10
+  ipFamilies: [IPv6]
+  ports: [{name: http, protocol: TCP, port: 80}]
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {name: web6-1, namespace: default, labels: {kubernetes.io/service-name: web6}}
+addressType: IPv6
+ports: [{name: http, protocol: TCP, port: 8080}]
+endpoints:
+  - {addresses: ["fd00:10:244:1::2"], conditions: {ready: true}, nodeName: vm-node}
+  - {addresses: ["fd00:10:244:2::2"], conditions: {ready: true}, nodeName: vm-node}
+EOF
+check "IPv6: the ClusterIP becomes a virtual server with both real servers" wait_for 10 sh -c \
+	"ipvsadm -Ln -t [fd00:10:96::10]:80 | grep -q 'fd00:10:244:1::2\]:8080' && ipvsadm -Ln -t [fd00:10:96::10]:80 | grep -q 'fd00:10:244:2::2\]:8080'"
+check "IPv6: the VIP is on kube-ipvs0" sh -c "$IP -6 addr show dev kube-ipvs0 | grep -q 'fd00:10:96::10/128'"
+check "IPv6: ipset KUBE-6-CLUSTER-IP holds ClusterIP,tcp:port" sh -c "ipset list KUBE-6-CLUSTER-IP | grep -q '^fd00:10:96::10,tcp:80$'"
+check "IPv6: the ClusterIP from the client reaches both pods" answers_are client fd00:10:96::10 80 12 "pod1 pod2 "
+
 # ---- drain ----
 # hold a connection to pod3 through the drain service, then move it to pod1
 mkfifo /tmp/hold
@@ -187,7 +271,7 @@ wait $KPPID
 check "daemon exits cleanly on SIGTERM (sanitizers quiet)" sh -c "! grep -q 'ERROR: \\(Address\\|Leak\\)Sanitizer\\|runtime error' /tmp/kp.stderr"
 $KP --proxy-mode=ipvs --cleanup --ipvs-exclude-cidrs=10.99.0.0/16 --log-file=/tmp/cleanup.log >/tmp/cleanup.out 2>&1
 check "--cleanup exits 0" [ $? = 0 ]
-check "--cleanup removed our virtual servers" sh -c "! ipvsadm -Ln | grep -q '10.0.0.1[0-2]:80\\|:30080'"
+check "--cleanup removed our virtual servers" sh -c "! ipvsadm -Ln | grep -q '10.0.0.1[0-5]:80\\|:3008[0-3]\\|203.0.113\\|fd00:10:96'"
 check "--cleanup kept the excluded foreign virtual server" ipvs_has "10.99.0.1:80"
 check "--cleanup removed kube-ipvs0" sh -c "! $IP link show kube-ipvs0"
 check "--cleanup removed our ipsets" sh -c "! ipset list -n | grep -q KUBE-"
