@@ -77,6 +77,7 @@ void kube_conn_free(struct kube_conn *c)
 	blob_free(&c->cert);
 	blob_free(&c->key);
 	free(c->tls_server_name);
+	free(c->proxy_url);
 	free(c->username);
 	if (c->password)
 		explicit_bzero(c->password, strlen(c->password));
@@ -438,7 +439,7 @@ int kubeconfig_parse(const char *text, size_t len, const char *dir, const char *
 	struct kube_conn *c = xcalloc(1, sizeof(*c));
 	json_t *docs, *root;
 	const json_t *ctxo, *cl, *us;
-	const char *cur, *clname, *uname, *server, *tsn;
+	const char *cur, *clname, *uname, *server, *tsn, *proxy;
 	char *perr = NULL, *where = NULL;
 	int r = -EINVAL;
 
@@ -488,6 +489,7 @@ int kubeconfig_parse(const char *text, size_t len, const char *dir, const char *
 	if ((r = get_str(&x, cl, "server", where, &server)) < 0 ||
 	    (r = get_bool(&x, cl, "insecure-skip-tls-verify", where, &c->insecure)) < 0 ||
 	    (r = get_str(&x, cl, "tls-server-name", where, &tsn)) < 0 ||
+	    (r = get_str(&x, cl, "proxy-url", where, &proxy)) < 0 ||
 	    (r = get_pem(&x, cl, "certificate-authority", where, &c->ca)) < 0)
 		goto out;
 	r = -EINVAL;
@@ -499,8 +501,16 @@ int kubeconfig_parse(const char *text, size_t len, const char *dir, const char *
 		*err = xasprintf("%s: %s.server: \"%s\" is not an http(s) URL", origin, where, server);
 		goto out;
 	}
+	/* client-go's schemes; curl would take more (and guess without one). */
+	if (proxy && !str_has_prefix(proxy, "http://") && !str_has_prefix(proxy, "https://") &&
+	    !str_has_prefix(proxy, "socks5://")) {
+		*err = xasprintf("%s: %s.proxy-url: \"%s\" is not an http, https or socks5 URL", origin,
+				 where, proxy);
+		goto out;
+	}
 	kube_conn_set_server(c, server);
 	c->tls_server_name = tsn ? xstrdup(tsn) : NULL;
+	c->proxy_url = proxy ? xstrdup(proxy) : NULL;
 	if (uname) {
 		if (!find_named(root, "users", uname, "user", &us)) {
 			*err = xasprintf("%s: contexts[%s].context.user: user \"%s\" not found in users",
@@ -681,6 +691,8 @@ static char *exec_info(const struct kube_conn *c)
 		}
 		if (c->tls_server_name)
 			json_object_set_new(cl, "tls-server-name", json_string(c->tls_server_name));
+		if (c->proxy_url)
+			json_object_set_new(cl, "proxy-url", json_string(c->proxy_url));
 		json_object_set_new(spec, "cluster", cl);
 	}
 	info = json_pack("{s:s, s:s, s:o}", "apiVersion", e->api_version, "kind", "ExecCredential",

@@ -24,6 +24,8 @@ struct kube_conn {
 	struct kube_blob key;    /* client key */
 	bool insecure;           /* insecure-skip-tls-verify */
 	char *tls_server_name;   /* tls-server-name: the name TLS verifies (and SNI), NULL if absent */
+	char *proxy_url;         /* proxy-url: http://, https:// or socks5:// proxy for every
+				  * request; NULL = the usual proxy environment variables */
 	char *username, *password; /* basic auth, rarely used */
 	/* Bearer token: static, or from token_file, or from an exec plugin
 	 * (cached until expiry). token_file and file-based certificates and

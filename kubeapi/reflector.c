@@ -331,6 +331,11 @@ static CURL *new_easy(struct reflector *r, const char *url)
 		curl_easy_setopt(e, CURLOPT_SSLKEY_BLOB, &kb);
 		curl_easy_setopt(e, CURLOPT_SSLKEYTYPE, "PEM");
 	}
+	if (c->proxy_url) {
+		/* The kubeconfig's proxy wins over the environment, no_proxy too. */
+		curl_easy_setopt(e, CURLOPT_PROXY, c->proxy_url);
+		curl_easy_setopt(e, CURLOPT_NOPROXY, "");
+	}
 	if (c->insecure) {
 		curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 0L);
 		curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 0L);

@@ -317,6 +317,23 @@ start_driver tsn --kubeconfig "$T/kc-tsn"
 check_state "tls-server-name in the certificate: ready" tsn '^ready'
 stop_driver tsn
 
+# proxy-url: every request goes through the kubeconfig's proxy (HTTP
+# CONNECT), even for a host that NO_PROXY in the environment exempts.
+python3 "$KP_SRCDIR/tests/fakeapi/connect_proxy.py" 0 "$T/connect-proxy.log" >"$T/connect-proxy.port" &
+KP_PIDS="$KP_PIDS $!"
+kp_wait_for 5 test -s "$T/connect-proxy.port"
+PROXY_PORT=$(cat "$T/connect-proxy.port")
+kubeconfig "$T/kc-proxy" "    token: tok-2" pki/ca.crt "    proxy-url: http://127.0.0.1:$PROXY_PORT"
+NO_PROXY=127.0.0.1 no_proxy=127.0.0.1 start_driver proxy --kubeconfig "$T/kc-proxy"
+check_state "proxy-url: ready" proxy '^ready'
+kp_check "proxy-url: the API connections went through the proxy" grep -q "^CONNECT 127.0.0.1:$API " "$T/connect-proxy.log"
+stop_driver proxy
+kubeconfig "$T/kc-proxy-dead" "    token: tok-2" pki/ca.crt "    proxy-url: http://127.0.0.1:9"
+start_driver proxydead --kubeconfig "$T/kc-proxy-dead"
+kp_check "proxy-url to a dead proxy: the error is logged" kp_wait_for 10 log_has proxydead "127.0.0.1 port 9"
+kp_check "...and there is no direct connection instead" state_lacks proxydead '^ready'
+stop_driver proxydead
+
 # HTTP/2, as real API servers speak it: nghttpx terminates TLS with h2 in
 # front of the fake (which speaks HTTP/1.1 only). All transfers share one
 # connection; faults still surface and are recovered from.

@@ -145,6 +145,33 @@ static void test_resolution_errors(void **state)
 	expect_error("current-context: c\ncontexts: [{name: c, context: {cluster: x}}]\n"
 		     "clusters: [{name: x, cluster: {server: [1]}}]\n", NULL,
 		     "clusters[x].cluster.server: must be a string");
+	expect_error("current-context: c\ncontexts: [{name: c, context: {cluster: x}}]\n"
+		     "clusters: [{name: x, cluster: {server: 'https://a', proxy-url: 'ftp://p:21'}}]\n", NULL,
+		     "clusters[x].cluster.proxy-url: \"ftp://p:21\" is not an http, https or socks5 URL");
+}
+
+/* proxy-url is kept for the transfers; absent means the environment's. */
+static void test_proxy_url(void **state)
+{
+	static const char *const ok[] = { "http://proxy.corp:3128", "https://proxy.corp",
+					  "socks5://127.0.0.1:1080" };
+	struct kube_conn *c;
+	char *err = NULL;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+		char *yaml = xasprintf("current-context: c\ncontexts: [{name: c, context: {cluster: x}}]\n"
+				       "clusters: [{name: x, cluster: {server: 'https://a', proxy-url: '%s'}}]\n",
+				       ok[i]);
+
+		assert_int_equal(parse(yaml, NULL, &c, &err), 0);
+		assert_string_equal(c->proxy_url, ok[i]);
+		kube_conn_free(c);
+		free(yaml);
+	}
+	assert_int_equal(parse(base_yaml, NULL, &c, &err), 0);
+	assert_null(c->proxy_url);
+	kube_conn_free(c);
 }
 
 static void test_bad_base64_names_field(void **state)
@@ -461,6 +488,7 @@ int main(void)
 		cmocka_unit_test(test_current_context_token),
 		cmocka_unit_test(test_context_without_user),
 		cmocka_unit_test(test_resolution_errors),
+		cmocka_unit_test(test_proxy_url),
 		cmocka_unit_test(test_bad_base64_names_field),
 		cmocka_unit_test(test_files_relative_to_kubeconfig),
 		cmocka_unit_test(test_token_file_reload),
