@@ -7,6 +7,7 @@
 #include <net/if.h>
 #include <netinet/in.h>
 #include <spawn.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -257,19 +258,24 @@ static int ipt_probe(const struct config *cfg, char **why)
 	return 0;
 }
 
-/* Upstream's two nfacct counters and the metrics they become. */
+/* Upstream's two nfacct counters, the env flag saying the rules may use
+ * each, and the metric each becomes. */
 static const struct {
-	const char *counter, *metric, *help;
+	const char *counter;
+	size_t flag;            /* offset of the bool in struct proxier_env */
+	const char *metric, *help;
 } nfacct_metrics[] = {
-	{ NFACCT_CT_INVALID_DROPPED, "kubeproxy_iptables_ct_state_invalid_dropped_packets_total",
+	{ NFACCT_CT_INVALID_DROPPED, offsetof(struct proxier_env, nfacct_ct_invalid),
+	  "kubeproxy_iptables_ct_state_invalid_dropped_packets_total",
 	  "packets dropped by iptables to work around conntrack problems" },
-	{ NFACCT_LOCALHOST_NODEPORT, "kubeproxy_iptables_localhost_nodeports_accepted_packets_total",
+	{ NFACCT_LOCALHOST_NODEPORT, offsetof(struct proxier_env, nfacct_localhost_np),
+	  "kubeproxy_iptables_localhost_nodeports_accepted_packets_total",
 	  "Number of packets accepted on nodeports of loopback interface" },
 };
 
 static bool *nfacct_flag(struct proxier_env *env, size_t i)
 {
-	return i == 0 ? &env->nfacct_ct_invalid : &env->nfacct_localhost_np;
+	return (bool *)(void *)((char *)env + nfacct_metrics[i].flag);
 }
 
 /* Sets env's nfacct flags: the counters exist (created here when create,
