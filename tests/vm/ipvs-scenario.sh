@@ -278,4 +278,23 @@ check "--cleanup removed our ipsets" sh -c "! ipset list -n | grep -q KUBE-"
 check "--cleanup removed our iptables chains" sh -c "! iptables-legacy-save | grep -q KUBE-"
 grep -E '^[EW]' $LOG | head -20 | sed 's/^/# log: /'
 grep -iE 'error|sanitizer' /tmp/kp.stderr | head -20 | sed 's/^/# stderr: /'
+
+# ---- iptables mode on a kernel without nfacct ----
+# This guest has neither nfnetlink_acct nor xt_nfacct: the iptables mode
+# must say so and program upstream's rules without the nfacct match.
+ILOG=/var/log/kp-iptables.log
+$KP --proxy-mode=iptables --manifest-dir=$M --hostname-override=vm-node --cluster-cidr=10.244.0.0/16 \
+	--service-cluster-ip-range=10.0.0.0/24,fd00:10:96::/112 --log-file=$ILOG \
+	--state-dir=/var/lib/kube-proxy --healthz-bind-address= --metrics-bind-address= 2>/tmp/kpi.stderr &
+KPPID=$!
+check "iptables mode without nfacct: syncs" wait_for 20 grep -q "Initial sync" $ILOG
+check "...logs that the nfacct metrics are unavailable" grep -q "nfacct" $ILOG
+check "...writes the INVALID drop without the nfacct match" sh -c \
+	"iptables-legacy -S KUBE-FORWARD | grep -q -- '--ctstate INVALID -j DROP' && ! iptables-legacy-save | grep -q nfacct"
+check "...and serves the ClusterIP" answers_are client 10.0.0.10 80 12 "pod1 pod2 "
+kill $KPPID
+wait $KPPID
+$KP --proxy-mode=iptables --cleanup --log-file=/tmp/cleanup2.log >/dev/null 2>&1
+check "iptables mode: --cleanup leaves no KUBE- rule" sh -c "! iptables-legacy-save | grep -q KUBE-"
+grep -E '^[EW]' $ILOG | head -5 | sed 's/^/# iptables log: /'
 echo "1..$N"
