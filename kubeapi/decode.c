@@ -32,6 +32,8 @@
 #define MAX_AFFINITY_TIMEOUT 86400
 #define LABEL_SERVICE_NAME "kubernetes.io/service-name"
 #define LABEL_ZONE "topology.kubernetes.io/zone"
+/* The cluster autoscaler's mark on a node it is about to remove. */
+#define TAINT_TO_BE_DELETED "ToBeDeletedByClusterAutoscaler"
 
 struct dctx {
 	char *what;               /* "Service default/web" */
@@ -1175,6 +1177,17 @@ int decode_node(const json_t *obj, struct node_info **out, char **err)
 		goto out;
 	if (labels)
 		n->zone = get_token(&c, labels, LABEL_ZONE, "metadata.labels");
+	if ((r = get_str(&c, md, "deletionTimestamp", "metadata.deletionTimestamp", &s)) < 0)
+		goto out;
+	n->terminating = s && *s;
+	if (spec && (r = get_arr(&c, spec, "taints", "spec.taints", &arr)) < 0)
+		goto out;
+	for (size_t i = 0; spec && arr && i < json_array_size(arr); i++) {
+		const json_t *t = json_array_get(arr, i), *k = json_is_object(t) ? json_object_get(t, "key") : NULL;
+
+		if (json_is_string(k) && strcmp(json_string_value(k), TAINT_TO_BE_DELETED) == 0)
+			n->terminating = true;
+	}
 	if (spec && (r = get_arr(&c, spec, "podCIDRs", "spec.podCIDRs", &arr)) < 0)
 		goto out;
 	if (spec && arr) {

@@ -42,6 +42,8 @@ static void on_source_changed(void *arg)
 {
 	struct daemon *d = arg;
 
+	if (d->obs)
+		obs_set_node(d->obs, store_node(d->store));
 	if (d->runner)
 		runner_kick(d->runner);
 }

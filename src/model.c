@@ -87,6 +87,19 @@ static bool str_eq(const char *a, const char *b)
 	return strcmp(a, b) == 0;
 }
 
+bool node_info_rules_equal(const struct node_info *a, const struct node_info *b)
+{
+	if (!a || !b)
+		return a == b;
+	if (!str_eq(a->zone, b->zone) || a->n_pod_cidrs != b->n_pod_cidrs)
+		return false;
+	for (size_t i = 0; i < a->n_pod_cidrs; i++)
+		if (a->pod_cidrs[i].prefix != b->pod_cidrs[i].prefix ||
+		    !addr_equal(&a->pod_cidrs[i].base, &b->pod_cidrs[i].base))
+			return false;
+	return true;
+}
+
 bool service_equal(const struct service *a, const struct service *b)
 {
 	if (!str_eq(a->ns, b->ns) || !str_eq(a->name, b->name) || a->type != b->type ||

@@ -83,11 +83,17 @@ struct node_info {
 	char *zone;               /* topology.kubernetes.io/zone label */
 	struct cidr pod_cidrs[2];
 	size_t n_pod_cidrs;
+	/* Being removed: metadata.deletionTimestamp is set, or the cluster
+	 * autoscaler's ToBeDeletedByClusterAutoscaler taint is on. /healthz
+	 * then answers 503 (nodeEligible false) so load balancers drain us. */
+	bool terminating;
 };
 
 void service_free(struct service *s);
 void endpoint_slice_free(struct endpoint_slice *s);
 void node_info_free(struct node_info *n);
+/* Same zone and pod CIDRs: nothing the rules depend on differs. */
+bool node_info_rules_equal(const struct node_info *a, const struct node_info *b);
 /* Deep equality (used to decide whether an update changes anything). */
 bool service_equal(const struct service *a, const struct service *b);
 bool endpoint_slice_equal(const struct endpoint_slice *a, const struct endpoint_slice *b);

@@ -38,6 +38,11 @@ struct mode_ctx;
 void obs_set_mode_metrics(struct obs *o, void (*fn)(struct mode_ctx *ctx, struct strbuf *out),
 			  struct mode_ctx *ctx);
 
+/* Our Node changed (NULL: none known): /healthz answers 503 with
+ * nodeEligible false while it is terminating. */
+struct node_info;
+void obs_set_node(struct obs *o, const struct node_info *node);
+
 /* The proxy's health as /healthz reports it (ignoring node eligibility). */
 bool obs_healthy(const struct obs *o);
 

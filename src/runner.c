@@ -168,8 +168,15 @@ void runner_kick(struct runner *r)
 {
 	unsigned long long now = now_ms(), due;
 
-	if (store_has_changes(r->store) && !r->stats.last_queued_time)
+	bool changes = store_has_changes(r->store);
+
+	if (changes && !r->stats.last_queued_time)
 		r->stats.last_queued_time = wall_time();
+	/* A notification that changed nothing (a Node status update, a
+	 * rescan finding the same objects) costs no sync: at 10k services
+	 * even a no-op sync reads the whole table back. */
+	if (!changes && !r->need_full && !r->backoff_ms)
+		return;
 	if (!r->ready || loop_timer_armed(r->sync_timer))
 		return;
 	if (r->backoff_ms) {

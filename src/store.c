@@ -179,11 +179,21 @@ void store_set_node(struct store *st, struct node_info *node)
 	const char *k;
 	void *v;
 
+	bool same = node_info_rules_equal(st->node, node);
+
 	node_info_free(st->node);
 	st->node = node;
-	/* Node changes (pod CIDRs, zone) can change every service's rules. */
+	/* A new zone or pod CIDR can change every service's rules; kubelet's
+	 * status updates and taints change none. */
+	if (same)
+		return;
 	for (size_t i = 0; strmap_next(&st->services, &i, &k, &v);)
 		mark_dirty(st, k);
+}
+
+const struct node_info *store_node(const struct store *st)
+{
+	return st->node;
 }
 
 const struct service *store_get_service(const struct store *st, const char *ns, const char *name)

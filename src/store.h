@@ -74,6 +74,8 @@ void store_delete_service(struct store *st, const char *ns, const char *name);
 void store_upsert_slice(struct store *st, struct endpoint_slice *slice);
 void store_delete_slice(struct store *st, const char *ns, const char *name);
 void store_set_node(struct store *st, struct node_info *node);
+/* Our Node as last set (NULL: none). */
+const struct node_info *store_node(const struct store *st);
 
 const struct service *store_get_service(const struct store *st, const char *ns, const char *name);
 size_t store_n_services(const struct store *st);

@@ -74,6 +74,33 @@ kp_check "topology hints: only the endpoint hinted for our zone" serves "$KP_NOD
 fake_post apply '{"resource":"endpointslices","object":{"metadata":{"name":"topo-a","namespace":"default","labels":{"kubernetes.io/service-name":"topo"}},"addressType":"IPv4","endpoints":[{"addresses":["10.244.0.11"],"conditions":{"ready":true},"zone":"zone-a"},{"addresses":["10.244.0.12"],"conditions":{"ready":true},"zone":"zone-b","hints":{"forZones":[{"name":"zone-b"}]}}],"ports":[{"name":"http","protocol":"TCP","port":8080}]}}'
 kp_check "topology hints: one endpoint without hints turns them off" serves "$KP_NODE" 10.0.0.30 83 "pod1 pod2 "
 
+# A node on its way out (cluster autoscaler taint, then deletionTimestamp):
+# /healthz says 503 with nodeEligible false so load balancers drain it,
+# /livez stays 200, the rules stay, and no sync is spent on it.
+hz() { kp_node curl -s -o "$T/hz.body" -w '%{http_code}' "http://127.0.0.1:10256$1"; }
+hz_is() { [ "$(hz "$1")" = "$2" ]; }
+node_json() { # EXTRA-METADATA EXTRA-SPEC
+	echo "{\"resource\":\"nodes\",\"object\":{\"metadata\":{\"name\":\"node-1\",\"labels\":{\"topology.kubernetes.io/zone\":\"zone-a\"}$1},\"spec\":{\"podCIDR\":\"10.244.0.0/24\"$2}}}"
+}
+kp_check "healthy node: /healthz 200" kp_wait_for 5 hz_is /healthz 200
+syncs() { kp_node curl -s http://127.0.0.1:10249/metrics | awk '$1 == "kubeproxy_sync_proxy_rules_duration_seconds_count" {print $2}'; }
+syncs0=$(syncs)
+fake_post apply "$(node_json "" ',"taints":[{"key":"ToBeDeletedByClusterAutoscaler","value":"1700000000","effect":"NoSchedule"}]')"
+kp_check "autoscaler taint: /healthz 503" kp_wait_for 5 hz_is /healthz 503
+kp_check "...with nodeEligible false" grep -q '"nodeEligible": false' "$T/hz.body"
+kp_check "...while /livez stays 200" hz_is /livez 200
+kp_check "...the change is logged" kp_log_has "Node node-1 is being removed"
+kp_check "...services are still served" serves "$KP_NODE" 10.0.0.10 80 "pod2 "
+sleep 0.5
+kp_check "...and a taint-only Node update costs no sync ($syncs0 syncs before, $(syncs) after)" \
+	eval '[ -n "$syncs0" ] && [ "$(syncs)" = "$syncs0" ]'
+fake_post apply "$(node_json "" "")"
+kp_check "taint removed: /healthz 200 again" kp_wait_for 5 hz_is /healthz 200
+fake_post apply "$(node_json ',"deletionTimestamp":"2026-11-27T10:00:00Z"' "")"
+kp_check "deletionTimestamp: /healthz 503" kp_wait_for 5 hz_is /healthz 503
+fake_post apply "$(node_json "" "")"
+kp_check "...and 200 when it is gone again" kp_wait_for 5 hz_is /healthz 200
+
 # The API server owns ClusterIPs: no allocation, only a warning for one
 # outside --service-cluster-ip-range (default 10.0.0.0/24).
 fake_svc odd 10.1.0.5 82

@@ -348,6 +348,29 @@ static void test_node(void **state)
 	assert_int_equal(n->n_pod_cidrs, 1);
 	node_info_free(n);
 	json_decref(o);
+	/* Being removed: the autoscaler's taint or a deletionTimestamp. */
+	o = json_loads("{\"metadata\":{\"name\":\"n3\"},\"spec\":{\"taints\":[{\"key\":\"other\",\"effect\":"
+		       "\"NoSchedule\"},7,{\"key\":\"ToBeDeletedByClusterAutoscaler\",\"value\":\"1700000000\","
+		       "\"effect\":\"NoSchedule\"}]}}", 0, NULL);
+	assert_int_equal(decode_node(o, &n, &err), 0);
+	assert_true(n->terminating);
+	node_info_free(n);
+	json_decref(o);
+	o = json_loads("{\"metadata\":{\"name\":\"n4\",\"deletionTimestamp\":\"2026-11-27T10:00:00Z\"}}", 0, NULL);
+	assert_int_equal(decode_node(o, &n, &err), 0);
+	assert_true(n->terminating);
+	node_info_free(n);
+	json_decref(o);
+	o = json_loads("{\"metadata\":{\"name\":\"n5\"},\"spec\":{\"taints\":[{\"key\":\"other\"}]}}", 0, NULL);
+	assert_int_equal(decode_node(o, &n, &err), 0);
+	assert_false(n->terminating);
+	node_info_free(n);
+	json_decref(o);
+	o = json_loads("{\"metadata\":{\"name\":\"n6\"},\"spec\":{\"taints\":\"x\"}}", 0, NULL);
+	assert_int_equal(decode_node(o, &n, &err), -EINVAL);
+	assert_non_null(strstr(err, "spec.taints"));
+	free(err);
+	json_decref(o);
 	o = json_loads("{\"metadata\":{\"name\":7}}", 0, NULL);
 	assert_int_equal(decode_node(o, &n, &err), -EINVAL);
 	assert_non_null(strstr(err, "Node <no name>: metadata.name: must be a string, not an integer"));

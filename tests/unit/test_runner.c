@@ -118,6 +118,11 @@ static void test_ready_and_coalesce(void **state)
 	assert_int_equal(fk.last_ports, 21);
 	assert_int_equal(runner_get_stats(r)->syncs, 2);
 
+	/* A notification that changed nothing costs no sync. */
+	runner_kick(r);
+	run_for(l, 400);
+	assert_int_equal(fk.calls, 2);
+
 	runner_free(r);
 	store_free(st);
 	loop_free(l);

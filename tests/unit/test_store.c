@@ -243,6 +243,7 @@ static void test_topology(void **state)
 	static const char *const eps[] = { "10.1.0.1", "10.1.0.2", "10.1.0.3!" };
 	struct endpoint_slice *sl = mk_slice("ns", "web-x", "web", eps, 3);
 	struct node_info *node = xcalloc(1, sizeof(*node));
+	struct dirty_set seen = { 0 };
 	struct proxy_state *ps;
 	size_t idx[3];
 
@@ -284,6 +285,25 @@ static void test_topology(void **state)
 	ps = store_snapshot(st, NULL);
 	assert_false(ps->ports[0].topology);
 	proxy_state_free(ps);
+
+	/* A Node update that keeps zone and pod CIDRs (a taint, a status
+	 * heartbeat) marks nothing dirty; a new zone marks every service. */
+	ps = store_snapshot(st, &seen);    /* takes the pending changes */
+	dirty_set_clear(&seen);
+	proxy_state_free(ps);
+	assert_false(store_has_changes(st));
+	node = xcalloc(1, sizeof(*node));
+	node->name = xstrdup("node-a");
+	node->zone = xstrdup("zone-a");
+	node->terminating = true;
+	store_set_node(st, node);
+	assert_false(store_has_changes(st));
+	assert_true(store_node(st)->terminating);
+	node = xcalloc(1, sizeof(*node));
+	node->name = xstrdup("node-a");
+	node->zone = xstrdup("zone-b");
+	store_set_node(st, node);
+	assert_true(store_has_changes(st));
 	store_free(st);
 }
 
