@@ -2,7 +2,7 @@
  * of the very same rules. Run it through bench/iptc-bench.sh, which makes a
  * throwaway network namespace: it empties the nat table's KUBE-* chains.
  *
- *   iptc_bench [-6] [-n] [-e ENDPOINTS] [-r REPEAT] SERVICES...
+ *   iptc_bench [-6] [-d] [-n] [-e ENDPOINTS] [-r REPEAT] SERVICES...
  *
  * For each size: N services, each a KUBE-SERVICES entry, a KUBE-SVC chain
  * (masquerade rule + one statistic jump per endpoint) and per endpoint a
@@ -10,7 +10,10 @@
  * Times: full apply on an empty table, a no-change apply, a one-chain
  * change, half of the services removed (mass chain deletion), removing
  * every chain (--cleanup); and iptables-legacy-restore --noflush of the rendered text on an
- * empty table and on the full table (-n: skip those, e.g. under perf). */
+ * empty table and on the full table (-n: skip those, e.g. under perf).
+ * -d (IPv4): also commits the same table through the direct-blob prototype
+ * (iptc_direct.c) on an empty table, timed, and checks that
+ * iptables-legacy-save shows the same rules as after iptc_apply. */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -22,6 +25,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench/iptc_direct.h"
 #include "modes/iptc/rule.h"
 #include "modes/iptc/writer.h"
 
@@ -233,7 +237,58 @@ static int apply(const struct table_want *t, const char *what, struct apply_stat
 	return 0;
 }
 
-static int bench_one(uint8_t af, unsigned services, unsigned eps, bool no_restore)
+/* The nat table as iptables-legacy-save prints it, counters and comment
+ * lines dropped, into path. */
+static int save_nat(const char *path)
+{
+	char *cmd = xasprintf("iptables-legacy-save -t nat | grep -v '^#' | sed 's/\\[[0-9]*:[0-9]*\\]//' >%s",
+			      path);
+	int rc = system(cmd);
+
+	free(cmd);
+	return rc == 0 ? 0 : -1;
+}
+
+/* iptc_apply vs the direct-blob prototype on an empty table; same rules? */
+static int direct_compare(const struct table_want *t, const struct timing *via_iptc)
+{
+	char a[] = "/tmp/iptc-direct-a.XXXXXX", b[] = "/tmp/iptc-direct-b.XXXXXX", *err = NULL, *cmd;
+	unsigned long long t0;
+	double c0, wall, cpu;
+	int fa = mkstemp(a), fb = mkstemp(b), ret = -1;
+
+	if (fa < 0 || fb < 0)
+		goto out;
+	if (save_nat(a) < 0 || clear(AF_INET) < 0)
+		goto out;
+	c0 = cpu_now();
+	t0 = now_ns();
+	if (iptc_direct_replace_nat4(t, &err) < 0) {
+		fprintf(stderr, "direct: %s\n", err ? err : "failed");
+		goto out;
+	}
+	wall = secs(now_ns() - t0);
+	cpu = cpu_now() - c0;
+	if (save_nat(b) < 0)
+		goto out;
+	cmd = xasprintf("cmp -s %s %s", a, b);
+	ret = system(cmd) == 0 ? 0 : -1;
+	free(cmd);
+	printf("  %-22s %7.3f s wall %7.3f s cpu  (same rules as iptc_apply: %s; iptc_apply / direct:"
+	       " wall %.2fx, cpu %.2fx)\n", "direct blob (empty)", wall, cpu, ret == 0 ? "yes" : "NO",
+	       via_iptc->wall / wall, via_iptc->cpu / cpu);
+out:
+	free(err);
+	if (fa >= 0)
+		close(fa);
+	if (fb >= 0)
+		close(fb);
+	unlink(a);
+	unlink(b);
+	return ret;
+}
+
+static int bench_one(uint8_t af, unsigned services, unsigned eps, bool no_restore, bool direct)
 {
 	const char *restore = af == AF_INET6 ? "ip6tables-legacy-restore" : "iptables-legacy-restore";
 	char path[] = "/tmp/iptc-bench.XXXXXX";
@@ -268,8 +323,11 @@ static int bench_one(uint8_t af, unsigned services, unsigned eps, bool no_restor
 	       services, eps, af == AF_INET6 ? 6 : 4, t.n_chains, rules, sb.len);
 	printf("  %-22s %7.3f s\n  %-22s %7.3f s\n", "build want", build_s, "render text", render_s);
 
-	if (clear(af) < 0 || apply(&t, "apply (empty table)", &st, &full) < 0 ||
-	    apply(&t, "apply (no change)", &st, &nochange) < 0 ||
+	if (clear(af) < 0 || apply(&t, "apply (empty table)", &st, &full) < 0)
+		goto out;
+	if (direct && af == AF_INET && direct_compare(&t, &full) < 0)
+		goto out;
+	if (apply(&t, "apply (no change)", &st, &nochange) < 0 ||
 	    apply(&t1, "apply (one chain)", &st, &onechange) < 0)
 		goto out;
 	if (st.chains_rewritten != 1) {
@@ -314,13 +372,16 @@ int main(int argc, char **argv)
 {
 	unsigned eps = 10, repeat = 1;
 	uint8_t af = AF_INET;
-	bool no_restore = false;
+	bool no_restore = false, direct = false;
 	int opt;
 
-	while ((opt = getopt(argc, argv, "6ne:r:")) != -1) {
+	while ((opt = getopt(argc, argv, "6dne:r:")) != -1) {
 		switch (opt) {
 		case '6':
 			af = AF_INET6;
+			break;
+		case 'd':
+			direct = true;
 			break;
 		case 'n':
 			no_restore = true;
@@ -332,17 +393,17 @@ int main(int argc, char **argv)
 			repeat = (unsigned)strtoul(optarg, NULL, 10);
 			break;
 		default:
-			fprintf(stderr, "usage: iptc_bench [-6] [-n] [-e ENDPOINTS] [-r REPEAT] SERVICES...\n");
+			fprintf(stderr, "usage: iptc_bench [-6] [-d] [-n] [-e ENDPOINTS] [-r REPEAT] SERVICES...\n");
 			return 2;
 		}
 	}
 	if (optind == argc || eps == 0) {
-		fprintf(stderr, "usage: iptc_bench [-6] [-n] [-e ENDPOINTS] [-r REPEAT] SERVICES...\n");
+		fprintf(stderr, "usage: iptc_bench [-6] [-d] [-n] [-e ENDPOINTS] [-r REPEAT] SERVICES...\n");
 		return 2;
 	}
 	for (int i = optind; i < argc; i++)
 		for (unsigned k = 0; k < repeat; k++)
-			if (bench_one(af, (unsigned)strtoul(argv[i], NULL, 10), eps, no_restore) < 0)
+			if (bench_one(af, (unsigned)strtoul(argv[i], NULL, 10), eps, no_restore, direct) < 0)
 				return 1;
 	return 0;
 }
