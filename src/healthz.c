@@ -39,6 +39,11 @@ void healthz_set_node_eligible(struct healthz *h, bool eligible)
 	h->node_eligible = eligible;
 }
 
+bool healthz_node_eligible(const struct healthz *h)
+{
+	return h->node_eligible;
+}
+
 bool healthz_is_healthy(const struct healthz *h, double now)
 {
 	double queued = h->stats->last_queued_time;

@@ -21,6 +21,7 @@ void healthz_free(struct healthz *h);
 
 /* upstream's nodeEligible (false when the node is being deleted). */
 void healthz_set_node_eligible(struct healthz *h, bool eligible);
+bool healthz_node_eligible(const struct healthz *h);
 /* The proxy's health at wall-clock time now (seconds), ignoring the node. */
 bool healthz_is_healthy(const struct healthz *h, double now);
 

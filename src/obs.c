@@ -32,7 +32,6 @@ struct obs {
 	struct conntrack_cleaner *ct;
 	void (*mode_metrics)(struct mode_ctx *ctx, struct strbuf *out);
 	struct mode_ctx *mode_ctx;
-	bool node_eligible;
 };
 
 static const struct http_limits obs_limits = {
@@ -186,7 +185,6 @@ struct obs *obs_start(struct loop *l, const struct config *cfg, const char *mode
 	o->configz = render_configz(cfg);
 	/* Upstream: unhealthy when a queued change waits 2x the sync period. */
 	o->hz = healthz_new(o->stats, 2ULL * (period ? period : 30000));
-	o->node_eligible = true;
 	o->metrics = metrics_new(mode_name);
 	if (open_server(o, "--healthz-bind-address", cfg->healthz_bind_address, 10256,
 			healthz_handle, o->hz, &o->healthz_srv, err) < 0)
@@ -219,12 +217,11 @@ void obs_set_node(struct obs *o, const struct node_info *node)
 {
 	bool eligible = !(node && node->terminating);
 
-	if (eligible != o->node_eligible)
+	if (eligible != healthz_node_eligible(o->hz))
 		log_info(eligible ? "Node %s is no longer being removed: /healthz reports it eligible again" :
 				    "Node %s is being removed (deletionTimestamp or ToBeDeletedByClusterAutoscaler "
 				    "taint): /healthz answers 503 so that load balancers drain it",
 			 node && node->name ? node->name : "(unknown)");
-	o->node_eligible = eligible;
 	healthz_set_node_eligible(o->hz, eligible);
 }
 

@@ -167,7 +167,6 @@ void runner_on_synced(struct runner *r, runner_synced_cb cb, void *arg)
 void runner_kick(struct runner *r)
 {
 	unsigned long long now = now_ms(), due;
-
 	bool changes = store_has_changes(r->store);
 
 	if (changes && !r->stats.last_queued_time)

@@ -178,7 +178,6 @@ void store_set_node(struct store *st, struct node_info *node)
 {
 	const char *k;
 	void *v;
-
 	bool same = node_info_rules_equal(st->node, node);
 
 	node_info_free(st->node);

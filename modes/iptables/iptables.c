@@ -294,7 +294,7 @@ static void nfacct_setup(struct proxier_env *env, bool create)
 	for (size_t i = 0; i < ARRAY_SIZE(nfacct_metrics); i++) {
 		const char *name = nfacct_metrics[i].counter;
 		uint64_t pkts;
-		int ret = create ? nfacct_ensure(name) : nfacct_read(name, &pkts, NULL);
+		int ret = create ? nfacct_ensure(name) : nfacct_read(name, &pkts);
 
 		*nfacct_flag(env, i) = ret == 0;
 		if (ret < 0 && create)
@@ -310,7 +310,7 @@ static void ipt_metrics(struct mode_ctx *ctx, struct strbuf *out)
 	for (size_t i = 0; st && i < ARRAY_SIZE(nfacct_metrics); i++) {
 		uint64_t pkts;
 
-		if (!*nfacct_flag(&st->env, i) || nfacct_read(nfacct_metrics[i].counter, &pkts, NULL) < 0)
+		if (!*nfacct_flag(&st->env, i) || nfacct_read(nfacct_metrics[i].counter, &pkts) < 0)
 			continue;
 		sb_printf(out, "# HELP %s [ALPHA] %s\n# TYPE %s counter\n%s %llu\n", nfacct_metrics[i].metric,
 			  nfacct_metrics[i].help, nfacct_metrics[i].metric, nfacct_metrics[i].metric,

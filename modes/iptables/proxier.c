@@ -379,13 +379,20 @@ static void add_jump(struct table_want *t, const char *builtin, bool ct_new,
  * arrive from elsewhere must be dropped (kubernetes issue 90259). Upstream
  * writes this chain and its jumps as an exact copy of kubelet's, so either
  * may own them. */
+static struct cidr loopback4(void)
+{
+	struct cidr lo;
+
+	cidr_parse("127.0.0.0/8", false, &lo);
+	return lo;
+}
+
 static void localnet_firewall(struct table_want *filter)
 {
 	struct chain *c = table_chain(filter, KUBE_FIREWALL);
 	struct rule *r = chain_append(c);
-	struct cidr lo;
+	struct cidr lo = loopback4();
 
-	cidr_parse("127.0.0.0/8", false, &lo);
 	rule_comment(r, "block incoming localnet connections");
 	rule_dst(r, &lo, false);
 	rule_src(r, &lo, true);
@@ -655,9 +662,8 @@ static void gen_service(struct gen *g, const struct svc_port_info *pi, bool skip
 	if (p->node_port) {
 		if (has_eps && g->localhost_nodeports && g->env->nfacct_localhost_np) {
 			/* The same jump, first counted for localhost clients. */
-			struct cidr lo;
+			struct cidr lo = loopback4();
 
-			cidr_parse("127.0.0.0/8", false, &lo);
 			r = add_rule(g, g->nat, KUBE_NODEPORTS);
 			rule_comment(r, sv.spn);
 			rule_proto(r, proto);

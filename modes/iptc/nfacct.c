@@ -27,7 +27,7 @@ struct acct_req {
 
 struct acct_values {
 	bool found;
-	uint64_t packets, bytes;
+	uint64_t packets;
 };
 
 static int open_socket(void)
@@ -46,7 +46,7 @@ static int open_socket(void)
 	return fd;
 }
 
-/* Reads the NFACCT_PKTS / NFACCT_BYTES attributes of one answer. */
+/* Reads the NFACCT_PKTS attribute of one answer. */
 static void parse_acct(const struct nlmsghdr *nh, struct acct_values *v)
 {
 	const char *p = (const char *)NLMSG_DATA(nh) + NLMSG_ALIGN(sizeof(struct nfgenmsg));
@@ -59,13 +59,9 @@ static void parse_acct(const struct nlmsghdr *nh, struct acct_values *v)
 
 		if (len < NLA_HDRLEN || p + len > end)
 			break;
-		if (len == NLA_HDRLEN + sizeof(be) &&
-		    ((a->nla_type & NLA_TYPE_MASK) == NFACCT_PKTS || (a->nla_type & NLA_TYPE_MASK) == NFACCT_BYTES)) {
+		if (len == NLA_HDRLEN + sizeof(be) && (a->nla_type & NLA_TYPE_MASK) == NFACCT_PKTS) {
 			memcpy(&be, p + NLA_HDRLEN, sizeof(be));
-			if ((a->nla_type & NLA_TYPE_MASK) == NFACCT_PKTS)
-				v->packets = be64toh(be);
-			else
-				v->bytes = be64toh(be);
+			v->packets = be64toh(be);
 		}
 		p += NLA_ALIGN(len);
 	}
@@ -134,7 +130,7 @@ out:
 	return ret;
 }
 
-int nfacct_read(const char *name, uint64_t *packets, uint64_t *bytes)
+int nfacct_read(const char *name, uint64_t *packets)
 {
 	struct acct_values v = { 0 };
 	int ret = request(NFNL_MSG_ACCT_GET, 0, name, &v);
@@ -144,15 +140,13 @@ int nfacct_read(const char *name, uint64_t *packets, uint64_t *bytes)
 	if (ret < 0)
 		return ret;
 	*packets = v.packets;
-	if (bytes)
-		*bytes = v.bytes;
 	return 0;
 }
 
 int nfacct_ensure(const char *name)
 {
 	uint64_t pkts;
-	int ret = nfacct_read(name, &pkts, NULL);
+	int ret = nfacct_read(name, &pkts);
 
 	if (ret != -ENOENT)
 		return ret;

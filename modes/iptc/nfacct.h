@@ -11,9 +11,9 @@
  * nfnetlink_acct answers -EOPNOTSUPP or -ENOENT, or refuses the socket). */
 int nfacct_ensure(const char *name);
 
-/* Reads counter name: 0, -ENOENT when there is no such counter, or
- * another -errno. bytes may be NULL. */
-int nfacct_read(const char *name, uint64_t *packets, uint64_t *bytes);
+/* Reads counter name's packet count: 0, -ENOENT when there is no such
+ * counter, or another -errno. */
+int nfacct_read(const char *name, uint64_t *packets);
 
 /* Does the kernel's x_tables have the "nfacct" match (xt_nfacct) in the
  * revision rule_nfacct encodes? nfnetlink_acct alone is not enough: a

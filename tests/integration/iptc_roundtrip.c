@@ -489,7 +489,7 @@ int main(int argc, char **argv)
 	if (argc == 4 && strcmp(argv[1], "nfacct") == 0) {
 		uint64_t pkts = 0;
 
-		ret = strcmp(argv[2], "ensure") == 0 ? nfacct_ensure(argv[3]) : nfacct_read(argv[3], &pkts, NULL);
+		ret = strcmp(argv[2], "ensure") == 0 ? nfacct_ensure(argv[3]) : nfacct_read(argv[3], &pkts);
 		if (ret < 0) {
 			fprintf(stderr, "nfacct %s %s: %s\n", argv[2], argv[3], strerror(-ret));
 			return 1;

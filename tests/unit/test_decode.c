@@ -328,6 +328,17 @@ static void test_endpoints_v1(void **state)
 	json_decref(o);
 }
 
+static const struct {
+	const char *json;
+	bool terminating;
+} terminating_cases[] = {
+	{ "{\"metadata\":{\"name\":\"n3\"},\"spec\":{\"taints\":[{\"key\":\"other\",\"effect\":"
+	  "\"NoSchedule\"},7,{\"key\":\"ToBeDeletedByClusterAutoscaler\",\"value\":\"1700000000\","
+	  "\"effect\":\"NoSchedule\"}]}}", true },
+	{ "{\"metadata\":{\"name\":\"n4\",\"deletionTimestamp\":\"2026-11-27T10:00:00Z\"}}", true },
+	{ "{\"metadata\":{\"name\":\"n5\"},\"spec\":{\"taints\":[{\"key\":\"other\"}]}}", false },
+};
+
 static void test_node(void **state)
 {
 	json_t *o = load_obj("node.json");
@@ -349,23 +360,13 @@ static void test_node(void **state)
 	node_info_free(n);
 	json_decref(o);
 	/* Being removed: the autoscaler's taint or a deletionTimestamp. */
-	o = json_loads("{\"metadata\":{\"name\":\"n3\"},\"spec\":{\"taints\":[{\"key\":\"other\",\"effect\":"
-		       "\"NoSchedule\"},7,{\"key\":\"ToBeDeletedByClusterAutoscaler\",\"value\":\"1700000000\","
-		       "\"effect\":\"NoSchedule\"}]}}", 0, NULL);
-	assert_int_equal(decode_node(o, &n, &err), 0);
-	assert_true(n->terminating);
-	node_info_free(n);
-	json_decref(o);
-	o = json_loads("{\"metadata\":{\"name\":\"n4\",\"deletionTimestamp\":\"2026-11-27T10:00:00Z\"}}", 0, NULL);
-	assert_int_equal(decode_node(o, &n, &err), 0);
-	assert_true(n->terminating);
-	node_info_free(n);
-	json_decref(o);
-	o = json_loads("{\"metadata\":{\"name\":\"n5\"},\"spec\":{\"taints\":[{\"key\":\"other\"}]}}", 0, NULL);
-	assert_int_equal(decode_node(o, &n, &err), 0);
-	assert_false(n->terminating);
-	node_info_free(n);
-	json_decref(o);
+	for (size_t i = 0; i < ARRAY_SIZE(terminating_cases); i++) {
+		o = json_loads(terminating_cases[i].json, 0, NULL);
+		assert_int_equal(decode_node(o, &n, &err), 0);
+		assert_int_equal(n->terminating, terminating_cases[i].terminating);
+		node_info_free(n);
+		json_decref(o);
+	}
 	o = json_loads("{\"metadata\":{\"name\":\"n6\"},\"spec\":{\"taints\":\"x\"}}", 0, NULL);
 	assert_int_equal(decode_node(o, &n, &err), -EINVAL);
 	assert_non_null(strstr(err, "spec.taints"));
