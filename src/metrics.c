@@ -171,6 +171,12 @@ static void sample(struct strbuf *out, const char *name, const char *labels, dou
 		sb_printf(out, "%s %s\n", name, num);
 }
 
+void metrics_counter(struct strbuf *out, const char *name, const char *help, double v)
+{
+	family(out, name, "counter", help);
+	sample(out, name, NULL, v);
+}
+
 static void histogram(struct strbuf *out, const char *name, const char *help, const struct histogram *h)
 {
 	unsigned long long cum = 0;

@@ -41,6 +41,10 @@ void metrics_set_no_local_endpoints(struct metrics *m, unsigned long internal, u
 /* Appends the whole exposition to out. in may be NULL (zeros). */
 void metrics_render(struct metrics *m, const struct metrics_inputs *in, struct strbuf *out);
 
+/* Appends one label-less counter family (HELP, TYPE, sample) to out in
+ * the same exposition as metrics_render: for a mode's own counters. */
+void metrics_counter(struct strbuf *out, const char *name, const char *help, double v);
+
 /* Formats v as Go's strconv.FormatFloat(v, 'g', -1, 64) does (what the
  * Prometheus Go client writes): shortest round-trip digits, exponent form
  * when the decimal exponent is below -4 or at least 6 ("1.7e+09"), and

@@ -19,6 +19,7 @@
 
 #include "../../src/hostaddr.h"
 #include "../../src/log.h"
+#include "../../src/metrics.h"
 #include "../../src/strmap.h"
 #include "../../src/util.h"
 #include "../iptc/nfacct.h"
@@ -267,10 +268,10 @@ static const struct {
 } nfacct_metrics[] = {
 	{ NFACCT_CT_INVALID_DROPPED, offsetof(struct proxier_env, nfacct_ct_invalid),
 	  "kubeproxy_iptables_ct_state_invalid_dropped_packets_total",
-	  "packets dropped by iptables to work around conntrack problems" },
+	  "[ALPHA] packets dropped by iptables to work around conntrack problems" },
 	{ NFACCT_LOCALHOST_NODEPORT, offsetof(struct proxier_env, nfacct_localhost_np),
 	  "kubeproxy_iptables_localhost_nodeports_accepted_packets_total",
-	  "Number of packets accepted on nodeports of loopback interface" },
+	  "[ALPHA] Number of packets accepted on nodeports of loopback interface" },
 };
 
 static bool *nfacct_flag(struct proxier_env *env, size_t i)
@@ -312,9 +313,7 @@ static void ipt_metrics(struct mode_ctx *ctx, struct strbuf *out)
 
 		if (!*nfacct_flag(&st->env, i) || nfacct_read(nfacct_metrics[i].counter, &pkts) < 0)
 			continue;
-		sb_printf(out, "# HELP %s [ALPHA] %s\n# TYPE %s counter\n%s %llu\n", nfacct_metrics[i].metric,
-			  nfacct_metrics[i].help, nfacct_metrics[i].metric, nfacct_metrics[i].metric,
-			  (unsigned long long)pkts);
+		metrics_counter(out, nfacct_metrics[i].metric, nfacct_metrics[i].help, (double)pkts);
 	}
 }
 

@@ -452,6 +452,26 @@ static void test_mode_specific(void **state)
 }
 
 /* Our parser must reject what it claims to reject. */
+/* A mode's own counter (the iptables mode's nfacct counters) comes out
+ * like every other family, values formatted as upstream's client does. */
+static void test_mode_counter(void **state)
+{
+	struct strbuf sb;
+
+	(void)state;
+	sb_init(&sb);
+	metrics_counter(&sb, "kubeproxy_x_total", "[ALPHA] packets counted", 12);
+	metrics_counter(&sb, "kubeproxy_y_total", "[ALPHA] many packets", 1234567);
+	assert_string_equal(sb_cstr(&sb),
+			    "# HELP kubeproxy_x_total [ALPHA] packets counted\n"
+			    "# TYPE kubeproxy_x_total counter\n"
+			    "kubeproxy_x_total 12\n"
+			    "# HELP kubeproxy_y_total [ALPHA] many packets\n"
+			    "# TYPE kubeproxy_y_total counter\n"
+			    "kubeproxy_y_total 1.234567e+06\n");
+	sb_free(&sb);
+}
+
 static void test_parser_rejects(void **state)
 {
 	static const char *bad[] = {
@@ -525,6 +545,7 @@ int main(void)
 		cmocka_unit_test(test_fmt_float),
 		cmocka_unit_test(test_iptables_families),
 		cmocka_unit_test(test_mode_specific),
+		cmocka_unit_test(test_mode_counter),
 		cmocka_unit_test(test_parser_rejects),
 		cmocka_unit_test(test_promtool),
 	};
