@@ -56,6 +56,8 @@ settle() {
 median() { printf '%s\n' "$@" | sort -g | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
 # range VALUES...: "min-max".
 range() { printf '%s\n' "$@" | sort -g | awk 'NR==1 {lo=$1} {hi=$1} END {printf "%.2f-%.2f", lo, hi}'; }
+# summary FORMAT VALUES...: the median in FORMAT, then "(min-max)".
+summary() { local fmt=$1; shift; printf "$fmt (%s)" "$(median "$@")" "$(range "$@")"; }
 
 # One daemon run: prints "FULL INC RSS_MB".
 daemon_round() {
@@ -109,9 +111,7 @@ for n in $sizes; do
 		rss=$k
 	done
 	printf '%-9s %20s %20s %20s %20s %12s\n' "$n" \
-		"$(printf '%.3f (%s)' "$(median "${fulls[@]}")" "$(range "${fulls[@]}")")" \
-		"$(printf '%.3f (%s)' "$(median "${incs[@]}")" "$(range "${incs[@]}")")" \
-		"$(printf '%.3f (%s)' "$(median "${rests[@]}")" "$(range "${rests[@]}")")" \
-		"$(printf '%.2f (%s)' "$(median "${ratios[@]}")" "$(range "${ratios[@]}")")" "$rss"
+		"$(summary %.3f "${fulls[@]}")" "$(summary %.3f "${incs[@]}")" \
+		"$(summary %.3f "${rests[@]}")" "$(summary %.2f "${ratios[@]}")" "$rss"
 	rm -rf "$m"
 done

@@ -65,9 +65,13 @@ kp_check "slice update: only pod2 remains" serves "$KP_NODE" 10.0.0.10 80 "pod2 
 fake_svc api 10.0.0.20 81
 fake_slice api-a api 10.244.0.11
 kp_check "new service reachable" serves "$KP_NODE" 10.0.0.20 81 "pod1 "
+# node_json EXTRA-METADATA EXTRA-SPEC: our Node, in zone-a, as the fake's apply body.
+node_json() {
+	echo "{\"resource\":\"nodes\",\"object\":{\"metadata\":{\"name\":\"node-1\",\"labels\":{\"topology.kubernetes.io/zone\":\"zone-a\"}$1},\"spec\":{\"podCIDR\":\"10.244.0.0/24\"$2}}}"
+}
 # Topology-aware routing: our node is in zone-a and every endpoint carries
 # zone hints, so cluster traffic goes only to the one hinted for zone-a.
-fake_post apply '{"resource":"nodes","object":{"metadata":{"name":"node-1","labels":{"topology.kubernetes.io/zone":"zone-a"}},"spec":{"podCIDR":"10.244.0.0/24"}}}'
+fake_post apply "$(node_json "" "")"
 fake_svc topo 10.0.0.30 83
 fake_post apply '{"resource":"endpointslices","object":{"metadata":{"name":"topo-a","namespace":"default","labels":{"kubernetes.io/service-name":"topo"}},"addressType":"IPv4","endpoints":[{"addresses":["10.244.0.11"],"conditions":{"ready":true},"zone":"zone-a","hints":{"forZones":[{"name":"zone-a"}]}},{"addresses":["10.244.0.12"],"conditions":{"ready":true},"zone":"zone-b","hints":{"forZones":[{"name":"zone-b"}]}}],"ports":[{"name":"http","protocol":"TCP","port":8080}]}}'
 kp_check "topology hints: only the endpoint hinted for our zone" serves "$KP_NODE" 10.0.0.30 83 "pod1 "
@@ -79,9 +83,6 @@ kp_check "topology hints: one endpoint without hints turns them off" serves "$KP
 # /livez stays 200, the rules stay, and no sync is spent on it.
 hz() { kp_node curl -s -o "$T/hz.body" -w '%{http_code}' "http://127.0.0.1:10256$1"; }
 hz_is() { [ "$(hz "$1")" = "$2" ]; }
-node_json() { # EXTRA-METADATA EXTRA-SPEC
-	echo "{\"resource\":\"nodes\",\"object\":{\"metadata\":{\"name\":\"node-1\",\"labels\":{\"topology.kubernetes.io/zone\":\"zone-a\"}$1},\"spec\":{\"podCIDR\":\"10.244.0.0/24\"$2}}}"
-}
 kp_check "healthy node: /healthz 200" kp_wait_for 5 hz_is /healthz 200
 syncs() { kp_node curl -s http://127.0.0.1:10249/metrics | awk '$1 == "kubeproxy_sync_proxy_rules_duration_seconds_count" {print $2}'; }
 syncs0=$(syncs)
